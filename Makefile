@@ -1,0 +1,58 @@
+# Two commands for a fresh machine: `make run` and `make test` (see README.md).
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+# Media and browser tests run in a network namespace that has only loopback.
+NETNS := $(shell [ "$$(id -u)" = 0 ] && echo "unshare -n" || echo "unshare -rn")
+HOST ?= 127.0.0.1
+PORT ?= 8080
+RTC_IP ?= 127.0.0.1
+DATA_DIR ?= data
+
+.PHONY: run test lint typecheck unit install install-test system-deps clean
+
+$(PY):
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(PY)
+	$(PY) -m pip install -q -e .
+	touch $@
+
+$(VENV)/.installed-test: pyproject.toml $(VENV)/.installed
+	$(PY) -m pip install -q -e '.[test]'
+	touch $@
+
+install: $(VENV)/.installed
+
+install-test: $(VENV)/.installed-test
+
+# Debian's Chromium (never a downloaded browser), ffmpeg for recordings, iproute2 for namespaces.
+system-deps:
+	@missing=""; \
+	[ -x /usr/lib/chromium/chromium ] || missing="$$missing chromium"; \
+	command -v ffprobe >/dev/null || missing="$$missing ffmpeg"; \
+	command -v ip >/dev/null || missing="$$missing iproute2"; \
+	command -v unshare >/dev/null || missing="$$missing util-linux"; \
+	if [ -n "$$missing" ]; then \
+		echo "installing:$$missing"; \
+		$(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+run: install
+	$(VENV)/bin/balie serve --host $(HOST) --port $(PORT) --rtc-ip $(RTC_IP) --data-dir $(DATA_DIR)
+
+lint: install-test
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+typecheck: install-test
+	$(VENV)/bin/mypy
+
+test: install-test system-deps lint typecheck
+	$(NETNS) sh -c 'ip link set lo up && BALIE_REQUIRE_NAMESPACE=1 $(VENV)/bin/pytest -q -p no:cacheprovider'
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

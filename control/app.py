@@ -1,0 +1,115 @@
+"""The aiohttp application: admin API, /rtc signalling, the call page and static files."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from aiohttp import web
+
+from control import api
+from control.appkeys import SETTINGS_KEY, SFU_KEY, STORE_KEY, WEB_DIR_KEY
+from control.config import Settings
+from control.errors import error_middleware
+from control.rooms import RoomRegistry, RoomStore
+from control.sfu_types import SfuLike
+from control.signalling import SIGNALLING_OPTIONS_KEY, SignallingOptions, rtc_handler
+
+log = logging.getLogger(__name__)
+
+WEB_DIR = Path(__file__).resolve().parent.parent / "web"
+
+# Request bodies of the admin API are small JSON objects.
+CLIENT_MAX_SIZE = 64 * 1024
+
+SECURITY_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'self'; connect-src 'self' ws: wss:; img-src 'self' data:; "
+        "media-src 'self' blob: mediastream:; object-src 'none'; base-uri 'none'; "
+        "frame-ancestors 'none'; form-action 'self'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Permissions-Policy": "camera=(self), microphone=(self)",
+    "X-Frame-Options": "DENY",
+    "Cross-Origin-Opener-Policy": "same-origin",
+}
+
+INDEX_HTML = """<!doctype html>
+<html lang="nl">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Digitale Balie</title>
+</head>
+<body>
+<main>
+<h1>Digitale Balie</h1>
+<p>Gebruik de link uit uw uitnodiging om deel te nemen aan het videogesprek.</p>
+<p>Heeft u geen link ontvangen? Neem dan contact op met uw gemeente.</p>
+</main>
+</body>
+</html>
+"""
+
+
+async def _add_security_headers(request: web.Request, response: web.StreamResponse) -> None:
+    for name, value in SECURITY_HEADERS.items():
+        response.headers.setdefault(name, value)
+    if request.path.startswith("/api/"):
+        # Responses may contain tokens: never cache them.
+        response.headers["Cache-Control"] = "no-store"
+
+
+async def index(request: web.Request) -> web.StreamResponse:
+    return web.Response(text=INDEX_HTML, content_type="text/html", charset="utf-8")
+
+
+async def call_page(request: web.Request) -> web.StreamResponse:
+    path = request.app[WEB_DIR_KEY] / "call.html"
+    if not path.is_file():
+        raise web.HTTPNotFound()
+    return web.FileResponse(path, headers={"Cache-Control": "no-cache"})
+
+
+async def healthz(request: web.Request) -> web.StreamResponse:
+    return web.json_response({"status": "ok"})
+
+
+async def _close_sfu(app: web.Application) -> None:
+    await app[SFU_KEY].close()
+
+
+def create_app(
+    settings: Settings,
+    sfu: SfuLike,
+    *,
+    store: RoomStore | None = None,
+    signalling: SignallingOptions | None = None,
+    web_dir: Path | None = None,
+) -> web.Application:
+    """Build the application. `sfu.close()` (idempotent) is awaited on shutdown and cleanup."""
+    app = web.Application(middlewares=[error_middleware], client_max_size=CLIENT_MAX_SIZE)
+    app[SETTINGS_KEY] = settings
+    app[SFU_KEY] = sfu
+    app[STORE_KEY] = store if store is not None else RoomRegistry()
+    app[SIGNALLING_OPTIONS_KEY] = signalling if signalling is not None else SignallingOptions()
+    web_dir = web_dir if web_dir is not None else WEB_DIR
+    app[WEB_DIR_KEY] = web_dir
+
+    app.router.add_get("/", index)
+    app.router.add_get("/call", call_page)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/rtc", rtc_handler)
+    api.add_routes(app)
+    if web_dir.is_dir():
+        app.router.add_static("/static", web_dir, follow_symlinks=False)
+    else:
+        log.warning("web directory %s not found; /static is not served", web_dir)
+
+    app.on_response_prepare.append(_add_security_headers)
+    # On shutdown already, so that open calls end (and their sockets close) before aiohttp waits
+    # for running handlers; again on cleanup, which also runs when startup failed.
+    app.on_shutdown.append(_close_sfu)
+    app.on_cleanup.append(_close_sfu)
+    return app

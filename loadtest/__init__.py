@@ -1,0 +1,1 @@
+"""Synthetic participants that load the SFU and measure it."""

@@ -1,0 +1,1 @@
+"""Selective forwarding unit: forwards RTP between participants without decoding or encoding."""

@@ -1,0 +1,535 @@
+"""A participant: one media transport, the tracks it publishes and the down tracks it receives.
+
+Negotiation: the page offers its own tracks once; after that the SFU makes every offer, one at a
+time. A down track starts forwarding only once the page has answered an offer that contains it and
+the transport is connected, so the browser never sees an SSRC it does not know.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import struct
+import time
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
+
+from sfu.aiortc_adapter import MediaTransport
+from sfu.config import SfuConfig
+from sfu.downtrack import DownTrack
+from sfu.errors import SignallingError
+from sfu.publication import Publication, PublishedStream
+from sfu.rtcp import (
+    Bye,
+    FullIntraRequest,
+    Nack,
+    PictureLossIndication,
+    RtcpError,
+    SenderReport,
+    build_bye,
+    build_nack,
+    build_pli,
+    build_receiver_report,
+    build_remb,
+    build_sdes_cname,
+    parse_rtcp,
+)
+from sfu.rtp import RtpPacketView, parse_rtp, read_header_extension
+from sfu.sdp import (
+    DEFAULT_OPUS,
+    DEFAULT_VP8,
+    MID_URI,
+    Codec,
+    LocalMediaLine,
+    LocalTransport,
+    SdpError,
+    build_sdp,
+    parse_sdp,
+    read_answer,
+    read_offer,
+)
+from sfu.seq import SEQ_MODULO
+
+if TYPE_CHECKING:
+    from sfu.room import Room
+
+logger = logging.getLogger(__name__)
+
+SendMessage = Callable[[dict[str, object]], Awaitable[None]]
+TICK_MS = 50
+REPORT_INTERVAL_MS = 1000
+SSRC = struct.Struct("!I")
+
+
+def now_ms() -> int:
+    return time.monotonic_ns() // 1_000_000
+
+
+def random_ssrc(taken: set[int]) -> int:
+    while True:
+        ssrc = secrets.randbits(32)
+        if ssrc and ssrc not in taken:
+            taken.add(ssrc)
+            return ssrc
+
+
+class Participant:
+    """One person in a room. Owns its transport, its timer task and its grace-period task."""
+
+    def __init__(
+        self,
+        room: Room,
+        identity: str,
+        name: str,
+        role: str,
+        send: SendMessage,
+        config: SfuConfig,
+    ) -> None:
+        self.room = room
+        self.id = secrets.token_urlsafe(9)
+        self.identity = identity
+        self.name = name
+        self.role = role
+        self.config = config
+        self._send = send
+        self.cname = secrets.token_hex(8)
+        self._ssrcs: set[int] = set()
+        self.rtcp_ssrc = random_ssrc(self._ssrcs)
+        self.transport = MediaTransport(
+            config.rtc_ips, self._on_rtp, self._on_rtcp, self._on_transport_state
+        )
+        self._local_candidates: list[str] = []
+        self.publications: dict[str, Publication] = {}  # by mid
+        self._streams: dict[int, PublishedStream] = {}  # by incoming SSRC
+        self._publication_by_pt: dict[int, Publication] = {}
+        self._mid_extension_id: int | None = None
+        self.downtracks: dict[str, DownTrack] = {}  # by mid in this participant's SDP
+        self._downtracks_by_ssrc: dict[int, DownTrack] = {}
+        self._lines: list[LocalMediaLine] = []
+        self._session_id = secrets.randbits(62)
+        self._sdp_version = 0
+        self._offered = False  # the page's one offer has come
+        self._offer_in_flight: list[str] | None = None  # mids of the SFU's unanswered offer
+        self._renegotiate = False
+        self._audio_codec = DEFAULT_OPUS
+        self._video_codec = DEFAULT_VP8
+        self.created_ms = now_ms()
+        self.last_packet_ms = 0
+        self.close_code = 1000
+        self.close_reason = ""
+        self._closed = asyncio.Event()
+        self._closing = False
+        self._grace_task: asyncio.Task[None] | None = None
+        self._timer_task: asyncio.Task[None] | None = None
+        self._next_report_ms = 0
+        self.rtcp_errors = 0
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def prepare(self) -> None:
+        self._local_candidates = await self.transport.gather()
+        self._timer_task = asyncio.create_task(self._run_timer())
+
+    @property
+    def closed(self) -> bool:
+        return self._closing
+
+    async def wait_closed(self) -> None:
+        await self._closed.wait()
+
+    async def close(self, reason: str = "left", close_code: int = 1000) -> None:
+        """Leave the room and stop everything this participant owns. Idempotent."""
+        if self._closing:
+            await self._closed.wait()
+            return
+        self._closing = True
+        self.close_reason = reason
+        self.close_code = close_code
+        current = asyncio.current_task()
+        for task in (self._grace_task, self._timer_task):
+            if task is not None and task is not current and not task.done():
+                task.cancel()
+        for task in (self._grace_task, self._timer_task):
+            if task is not None and task is not current:
+                try:
+                    await task
+                except asyncio.CancelledError:
+                    pass
+        self._grace_task = None
+        self._timer_task = None
+        try:
+            await self.room.remove(self, reason)
+        finally:
+            await self.transport.close()
+            self._closed.set()
+
+    def signalling_lost(self) -> None:
+        """The page's socket closed without leave: remove after the grace period."""
+        if self._closing or self._grace_task is not None:
+            return
+        self._grace_task = asyncio.create_task(self._grace_period())
+
+    async def _grace_period(self) -> None:
+        await asyncio.sleep(self.config.disconnect_grace_ms / 1000)
+        self._grace_task = None
+        asyncio.get_running_loop().call_soon(self._close_soon, "disconnected")
+
+    def _close_soon(self, reason: str) -> None:
+        if not self._closing:
+            self.room.spawn(self.close(reason, 1000))
+
+    # -- signalling --------------------------------------------------------------------------
+
+    async def send(self, message: dict[str, object]) -> None:
+        if self._closing and message.get("type") not in ("error",):
+            return
+        try:
+            await self._send(message)
+        except Exception:  # the socket may be gone; the grace period handles that
+            logger.debug("could not send a signalling message", exc_info=True)
+
+    def describe(self) -> dict[str, object]:
+        return {
+            "id": self.id,
+            "name": self.name,
+            "role": self.role,
+            "tracks": [publication.describe() for publication in self.publications.values()],
+        }
+
+    async def handle_offer(self, sdp: str) -> None:
+        if self._offered:
+            raise SignallingError("unexpected_message", "only one offer per connection is allowed")
+        try:
+            remote, offered = read_offer(parse_sdp(sdp))
+        except SdpError as exc:
+            raise SignallingError("bad_sdp", str(exc)) from exc
+        self._offered = True
+        for media in offered:
+            line = LocalMediaLine(
+                mid=media.mid,
+                kind=media.kind,
+                direction=media.direction,
+                codec=media.codec,
+                extensions=media.extensions,
+                proto=media.proto,
+                formats=media.formats,
+            )
+            self._lines.append(line)
+            codec = media.codec
+            if codec is None:
+                continue
+            if media.kind == "audio":
+                self._audio_codec = codec
+            else:
+                self._video_codec = codec
+            for ext_id, uri in media.extensions:
+                if uri == MID_URI:
+                    self._mid_extension_id = ext_id
+            if media.direction != "recvonly":
+                continue
+            publication = Publication(
+                self,
+                track_id=secrets.token_urlsafe(9),
+                kind=media.kind,
+                mid=media.mid,
+                payload_type=codec.payload_type,
+                clock_rate=codec.clock_rate,
+                keyframe_interval_ms=self.config.keyframe_request_interval_ms,
+            )
+            self.publications[media.mid] = publication
+            self._publication_by_pt[codec.payload_type] = publication
+            if media.ssrcs:
+                self._streams[media.ssrcs[0]] = publication.add_stream(media.ssrcs[0])
+        self.transport.start(
+            remote.ice_ufrag, remote.ice_pwd, remote.fingerprint_algorithm, remote.fingerprint
+        )
+        for candidate in remote.candidates:
+            await self.add_remote_candidate(candidate)
+        await self.send({"type": "answer", "sdp": self._describe("active")})
+        await self.room.publications_added(self)
+
+    async def handle_answer(self, sdp: str) -> None:
+        if self._offer_in_flight is None:
+            raise SignallingError("unexpected_message", "there is no offer to answer")
+        try:
+            read_answer(parse_sdp(sdp), [line.mid for line in self._lines])
+        except SdpError as exc:
+            raise SignallingError("bad_sdp", str(exc)) from exc
+        answered = set(self._offer_in_flight)
+        self._offer_in_flight = None
+        for mid, downtrack in self.downtracks.items():
+            if mid in answered and not downtrack.active:
+                self._activate(downtrack)
+        if self._renegotiate:
+            await self._send_offer()
+
+    async def add_remote_candidate(self, value: str) -> None:
+        """Add a remote candidate, ignoring those outside the allowed networks (and mDNS names)."""
+        try:
+            address, protocol = MediaTransport.candidate_address(value)
+        except (ValueError, IndexError) as exc:
+            raise SignallingError(
+                "bad_candidate", "the ICE candidate cannot be read", fatal=False
+            ) from exc
+        if protocol != "udp" or not self.config.allows(address):
+            return
+        try:
+            await self.transport.add_remote_candidate(value)
+        except ValueError as exc:  # after end-of-candidates
+            raise SignallingError("bad_candidate", str(exc), fatal=False) from exc
+
+    async def end_of_candidates(self) -> None:
+        try:
+            await self.transport.end_of_candidates()
+        except ValueError:
+            pass
+
+    async def set_muted(self, kind: str, muted: bool) -> None:
+        changed = False
+        for publication in self.publications.values():
+            if publication.kind == kind and publication.muted != muted:
+                publication.muted = muted
+                changed = True
+        if changed:
+            await self.room.broadcast(
+                {"type": "participant_updated", "participant": self.describe()}, exclude=None
+            )
+
+    def _describe(self, setup: str) -> str:
+        self._sdp_version += 1
+        algorithm, fingerprint = self.transport.fingerprint
+        return build_sdp(
+            session_id=self._session_id,
+            version=self._sdp_version,
+            setup=setup,
+            transport=LocalTransport(
+                ice_ufrag=self.transport.ice_ufrag,
+                ice_pwd=self.transport.ice_pwd,
+                fingerprint_algorithm=algorithm,
+                fingerprint=fingerprint,
+                candidates=self._local_candidates,
+            ),
+            lines=self._lines,
+        )
+
+    async def renegotiate(self) -> None:
+        """Send a new offer now, or after the page answers the one in flight."""
+        if self._closing:
+            return
+        if not self._offered or self._offer_in_flight is not None:
+            self._renegotiate = True
+            return
+        await self._send_offer()
+
+    async def _send_offer(self) -> None:
+        self._renegotiate = False
+        self._offer_in_flight = [line.mid for line in self._lines]
+        tracks = {
+            mid: {
+                "participant_id": downtrack.publication.publisher.id,
+                "track_id": downtrack.publication.track_id,
+                "kind": downtrack.publication.kind,
+            }
+            for mid, downtrack in self.downtracks.items()
+        }
+        await self.send({"type": "offer", "sdp": self._describe("actpass"), "tracks": tracks})
+
+    # -- subscriptions -----------------------------------------------------------------------
+
+    def _allocate_mid(self) -> str:
+        taken = {line.mid for line in self._lines}
+        index = len(self._lines)
+        while str(index) in taken:
+            index += 1
+        return str(index)
+
+    def subscribe(self, publication: Publication) -> DownTrack:
+        """Add a down track for a publication (negotiated by the next offer)."""
+        codec: Codec = self._audio_codec if publication.kind == "audio" else self._video_codec
+        mid = self._allocate_mid()
+        ssrc = random_ssrc(self._ssrcs)
+        downtrack = DownTrack(
+            publication,
+            mid=mid,
+            ssrc=ssrc,
+            payload_type=codec.payload_type,
+            transport=self.transport,
+            initial_seq=secrets.randbits(16),
+            initial_timestamp=secrets.randbits(32),
+        )
+        self._lines.append(
+            LocalMediaLine(
+                mid=mid,
+                kind=publication.kind,
+                direction="sendonly",
+                codec=codec,
+                ssrc=ssrc,
+                cname=publication.publisher.cname,
+                stream_id=publication.publisher.id,
+                track_id=publication.track_id,
+            )
+        )
+        self.downtracks[mid] = downtrack
+        self._downtracks_by_ssrc[ssrc] = downtrack
+        publication.downtracks.append(downtrack)
+        return downtrack
+
+    def unsubscribe(self, downtrack: DownTrack) -> None:
+        downtrack.active = False
+        if downtrack in downtrack.publication.downtracks:
+            downtrack.publication.downtracks.remove(downtrack)
+        self.downtracks.pop(downtrack.mid, None)
+        self._downtracks_by_ssrc.pop(downtrack.ssrc, None)
+        for line in self._lines:
+            if line.mid == downtrack.mid:
+                line.direction = "inactive"
+                line.ssrc = None
+        if self.transport.state == "connected":
+            self.transport.send_rtcp(build_bye([downtrack.ssrc]))
+
+    def _activate(self, downtrack: DownTrack) -> None:
+        if self.transport.state != "connected" or self._closing:
+            return
+        downtrack.active = True
+        downtrack.publication.request_keyframe(now_ms())
+
+    def _on_transport_state(self, state: str) -> None:
+        if state == "connected":
+            self.last_packet_ms = now_ms()
+            answered = set(self._offer_in_flight or [])
+            for downtrack in self.downtracks.values():
+                if downtrack.mid not in answered:
+                    self._activate(downtrack)
+            for publication in self.publications.values():
+                publication.request_keyframe(now_ms())
+        elif state in ("failed", "closed"):
+            self._close_soon("disconnected")
+
+    # -- media (hot path) --------------------------------------------------------------------
+
+    def _on_rtp(self, data: bytes, arrival_time_ms: int) -> None:
+        now = now_ms()
+        self.last_packet_ms = now
+        if len(data) < 12:
+            return
+        stream = self._streams.get(SSRC.unpack_from(data, 8)[0])
+        packet = parse_rtp(data)
+        if packet is None:
+            return
+        if stream is None:
+            stream = self._learn_stream(packet)
+            if stream is None:
+                return
+        restarts = stream.restarts
+        if not stream.receive(packet, now):
+            return
+        if stream.restarts != restarts:
+            stream.publication.request_keyframe(now)
+        for downtrack in stream.publication.downtracks:
+            out = downtrack.forward(stream, packet, now)
+            if out is not None:
+                downtrack.transport.send_rtp(out)
+
+    def _learn_stream(self, packet: RtpPacketView) -> PublishedStream | None:
+        """An SSRC not in the SDP: find its publication by the mid extension or payload type."""
+        publication = None
+        if self._mid_extension_id is not None and packet.extension:
+            mid = read_header_extension(
+                packet.extension_profile, packet.extension, self._mid_extension_id
+            )
+            if mid is not None:
+                publication = self.publications.get(mid.decode(errors="replace"))
+        if publication is None:
+            publication = self._publication_by_pt.get(packet.payload_type)
+        if publication is None or len(publication.streams) >= 8:
+            return None
+        stream = publication.add_stream(packet.ssrc)
+        self._streams[packet.ssrc] = stream
+        if publication.streams and len(publication.streams) > 1:
+            # A new SSRC for a known track: the publisher restarted its stream.
+            stream.restart()
+            publication.request_keyframe(now_ms())
+        return stream
+
+    def _on_rtcp(self, data: bytes) -> None:
+        now = now_ms()
+        self.last_packet_ms = now
+        try:
+            for message in parse_rtcp(data):
+                if isinstance(message, SenderReport):
+                    stream = self._streams.get(message.ssrc)
+                    if stream is not None:
+                        stream.sr_clock.update(message.ntp_timestamp, message.rtp_timestamp, now)
+                elif isinstance(message, Nack):
+                    downtrack = self._downtracks_by_ssrc.get(message.media_ssrc)
+                    if downtrack is not None and downtrack.active:
+                        for packet in downtrack.retransmit(message.lost):
+                            self.transport.send_rtp(packet)
+                elif isinstance(message, PictureLossIndication):
+                    downtrack = self._downtracks_by_ssrc.get(message.media_ssrc)
+                    if downtrack is not None:
+                        downtrack.publication.request_keyframe(now)
+                elif isinstance(message, FullIntraRequest):
+                    for ssrc in message.media_ssrcs:
+                        downtrack = self._downtracks_by_ssrc.get(ssrc)
+                        if downtrack is not None:
+                            downtrack.publication.request_keyframe(now)
+                elif isinstance(message, Bye):
+                    pass
+        except RtcpError:
+            self.rtcp_errors += 1
+
+    def send_pli(self, media_ssrc: int) -> None:
+        self.transport.send_rtcp(build_pli(self.rtcp_ssrc, media_ssrc))
+
+    # -- timer -------------------------------------------------------------------------------
+
+    async def _run_timer(self) -> None:
+        while True:
+            await asyncio.sleep(TICK_MS / 1000)
+            self.tick(now_ms())
+
+    def tick(self, now: int) -> None:
+        state = self.transport.state
+        if state != "connected":
+            if now - self.created_ms > self.config.connect_timeout_ms:
+                self._close_soon("disconnected")
+            return
+        if now - self.last_packet_ms > self.config.media_timeout_ms:
+            self._close_soon("disconnected")
+            return
+        for publication in self.publications.values():
+            publication.poll_keyframe_request(now)
+            for stream in publication.streams.values():
+                lost = stream.nack.due(now)
+                if lost:
+                    self.transport.send_rtcp(
+                        build_nack(self.rtcp_ssrc, stream.ssrc, [s % SEQ_MODULO for s in lost])
+                    )
+        if now >= self._next_report_ms:
+            self._next_report_ms = now + REPORT_INTERVAL_MS
+            self._send_reports(now)
+
+    def _send_reports(self, now: int) -> None:
+        blocks = []
+        video_ssrcs = []
+        for publication in self.publications.values():
+            for stream in publication.streams.values():
+                block = stream.report_block(now)
+                if block is not None:
+                    blocks.append(block)
+                    if publication.kind == "video":
+                        video_ssrcs.append(stream.ssrc)
+        if blocks:
+            compound = build_receiver_report(self.rtcp_ssrc, blocks)
+            if video_ssrcs:
+                compound += build_remb(
+                    self.rtcp_ssrc, self.config.max_publish_bitrate_bps, video_ssrcs
+                )
+            self.transport.send_rtcp(compound + build_sdes_cname(self.rtcp_ssrc, self.cname))
+        for downtrack in self.downtracks.values():
+            report = downtrack.sender_report(now)
+            if report is not None:
+                cname = downtrack.publication.publisher.cname
+                self.transport.send_rtcp(report + build_sdes_cname(downtrack.ssrc, cname))

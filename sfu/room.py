@@ -1,0 +1,144 @@
+"""A room: the participants of one counter conversation, and who receives whose tracks."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Coroutine
+from typing import Any
+
+from sfu.config import SfuConfig
+from sfu.participant import Participant, SendMessage
+
+logger = logging.getLogger(__name__)
+
+
+class Room:
+    """Owns its participants and the background tasks it spawns for them."""
+
+    def __init__(self, room_id: str, config: SfuConfig, on_empty: Any) -> None:
+        self.id = room_id
+        self.config = config
+        self.participants: dict[str, Participant] = {}
+        self._on_empty = on_empty
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
+        """Run a coroutine in a task the room keeps until it ends (and cancels on close)."""
+        task = asyncio.create_task(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            logger.error("room task failed", exc_info=task.exception())
+
+    def find_identity(self, identity: str) -> Participant | None:
+        for participant in self.participants.values():
+            if participant.identity == identity and not participant.closed:
+                return participant
+        return None
+
+    async def join(self, identity: str, name: str, role: str, send: SendMessage) -> Participant:
+        from sfu.errors import SignallingError
+
+        previous = self.find_identity(identity)
+        if previous is not None:
+            await previous.send(
+                SignallingError(
+                    "replaced", "je bent in een ander venster verder gegaan", close_code=4409
+                ).to_message()
+            )
+            await previous.close("replaced", 4409)
+        active = [p for p in self.participants.values() if not p.closed]
+        if len(active) >= self.config.max_participants_per_room:
+            raise SignallingError("room_full", "this room is full", close_code=4429)
+        participant = Participant(self, identity, name, role, send, self.config)
+        await participant.prepare()
+        self.participants[participant.id] = participant
+        others = [p.describe() for p in active if p is not participant]
+        await participant.send(
+            {
+                "type": "joined",
+                "room": self.id,
+                "participant": participant.describe(),
+                "participants": others,
+                "ice_servers": [],
+            }
+        )
+        await self.broadcast(
+            {"type": "participant_joined", "participant": participant.describe()},
+            exclude=participant,
+        )
+        return participant
+
+    async def publications_added(self, publisher: Participant) -> None:
+        """The publisher's tracks are known: subscribe everybody to everybody."""
+        for other in list(self.participants.values()):
+            if other is publisher or other.closed:
+                continue
+            for publication in publisher.publications.values():
+                other.subscribe(publication)
+            for publication in other.publications.values():
+                publisher.subscribe(publication)
+            await other.renegotiate()
+        await publisher.renegotiate()
+        await self.broadcast(
+            {"type": "participant_updated", "participant": publisher.describe()},
+            exclude=publisher,
+        )
+
+    async def remove(self, participant: Participant, reason: str) -> None:
+        if self.participants.get(participant.id) is not participant:
+            return
+        del self.participants[participant.id]
+        for other in list(self.participants.values()):
+            changed = False
+            for downtrack in list(other.downtracks.values()):
+                if downtrack.publication.publisher is participant:
+                    other.unsubscribe(downtrack)
+                    changed = True
+            if changed:
+                await other.renegotiate()
+        for downtrack in list(participant.downtracks.values()):
+            participant.unsubscribe(downtrack)
+        await self.broadcast(
+            {"type": "participant_left", "participant_id": participant.id, "reason": reason},
+            exclude=participant,
+        )
+        if not self.participants:
+            self._on_empty(self)
+
+    async def broadcast(self, message: dict[str, object], exclude: Participant | None) -> None:
+        for participant in list(self.participants.values()):
+            if participant is not exclude and not participant.closed:
+                await participant.send(message)
+
+    def snapshot(self) -> dict[str, object]:
+        participants = []
+        for participant in self.participants.values():
+            described = participant.describe()
+            tracks = []
+            for publication in participant.publications.values():
+                track = publication.describe()
+                track["packets_in"] = publication.packets_received
+                track["bytes_in"] = publication.bytes_received
+                track["subscribers"] = len(publication.downtracks)
+                tracks.append(track)
+            described["tracks"] = tracks
+            described["connection"] = participant.transport.state
+            participants.append(described)
+        return {"room": self.id, "participants": participants}
+
+    async def close(self) -> None:
+        for participant in list(self.participants.values()):
+            await participant.close("server_shutdown", 1001)
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            try:
+                await task
+            except asyncio.CancelledError:
+                pass

@@ -1,0 +1,164 @@
+"""The SFU as the control plane sees it: rooms, joining, and one session per signalling socket."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from collections.abc import Awaitable, Callable
+
+from sfu.config import SfuConfig
+from sfu.errors import SignallingError
+from sfu.participant import Participant
+from sfu.room import Room
+
+Send = Callable[[dict[str, object]], Awaitable[None]]
+
+
+class ParticipantSession:
+    """The signalling side of one participant: checks each message and hands it on."""
+
+    def __init__(self, participant: Participant) -> None:
+        self._participant = participant
+
+    @property
+    def participant_id(self) -> str:
+        return self._participant.id
+
+    @property
+    def close_code(self) -> int:
+        return self._participant.close_code
+
+    async def handle_message(self, message: dict[str, object]) -> None:
+        participant = self._participant
+        if participant.closed:
+            return
+        kind = message.get("type")
+        if kind == "offer":
+            await participant.handle_offer(_string_field(message, "sdp"))
+        elif kind == "answer":
+            await participant.handle_answer(_string_field(message, "sdp"))
+        elif kind == "candidate":
+            candidate = message.get("candidate")
+            if candidate is None:
+                await participant.end_of_candidates()
+                return
+            if not isinstance(candidate, dict):
+                raise SignallingError("bad_message", "candidate must be an object or null")
+            value = candidate.get("candidate")
+            if not isinstance(value, str):
+                raise SignallingError("bad_message", "candidate.candidate must be a string")
+            if value == "":
+                await participant.end_of_candidates()
+                return
+            await participant.add_remote_candidate(value)
+        elif kind == "mute":
+            track_kind = message.get("kind")
+            muted = message.get("muted")
+            if track_kind not in ("audio", "video") or not isinstance(muted, bool):
+                raise SignallingError(
+                    "bad_message", "mute needs kind 'audio' or 'video' and a boolean muted"
+                )
+            await participant.set_muted(str(track_kind), muted)
+        elif kind == "leave":
+            await participant.close("left", 1000)
+        elif kind == "ping":
+            await participant.send({"type": "pong"})
+        elif kind == "join":
+            raise SignallingError("unexpected_message", "already joined")
+        else:
+            raise SignallingError("unknown_type", f"unknown message type: {str(kind)[:40]!r}")
+
+    async def signalling_lost(self) -> None:
+        self._participant.signalling_lost()
+
+    async def close(self, reason: str = "left") -> None:
+        await self._participant.close(reason)
+
+    async def wait_closed(self) -> None:
+        await self._participant.wait_closed()
+
+
+def _string_field(message: dict[str, object], name: str) -> str:
+    value = message.get(name)
+    if not isinstance(value, str):
+        raise SignallingError("bad_message", f"'{name}' must be a string")
+    return value
+
+
+class Sfu:
+    """All rooms of this process."""
+
+    def __init__(self, config: SfuConfig) -> None:
+        self.config = config
+        self.rooms: dict[str, Room] = {}
+        self._closed = False
+        self._join_lock: dict[str, asyncio.Lock] = {}
+
+    def _room_empty(self, room: Room) -> None:
+        if self.rooms.get(room.id) is room:
+            del self.rooms[room.id]
+            self._join_lock.pop(room.id, None)
+
+    async def join(
+        self, room_id: str, identity: str, name: str, role: str, send: Send
+    ) -> ParticipantSession:
+        if self._closed:
+            raise SignallingError("server_shutdown", "the server is stopping", close_code=4503)
+        lock = self._join_lock.setdefault(room_id, asyncio.Lock())
+        async with lock:
+            room = self.rooms.get(room_id)
+            if room is None:
+                room = Room(room_id, self.config, self._room_empty)
+                self.rooms[room_id] = room
+            try:
+                participant = await room.join(identity, name, role, send)
+            except BaseException:
+                if not room.participants:
+                    self._room_empty(room)
+                raise
+        return ParticipantSession(participant)
+
+    def room_snapshot(self, room_id: str) -> dict[str, object] | None:
+        room = self.rooms.get(room_id)
+        if room is None or not room.participants:
+            return None
+        return room.snapshot()
+
+    def stats(self) -> dict[str, object]:
+        packets_in = 0
+        bytes_in = 0
+        packets_forwarded = 0
+        retransmissions = 0
+        keyframe_requests = 0
+        drops: Counter[str] = Counter()
+        participants = 0
+        for room in self.rooms.values():
+            for participant in room.participants.values():
+                participants += 1
+                for publication in participant.publications.values():
+                    packets_in += publication.packets_received
+                    bytes_in += publication.bytes_received
+                    keyframe_requests += publication.keyframe_requests_sent
+                for downtrack in participant.downtracks.values():
+                    packets_forwarded += downtrack.packets_sent
+                    retransmissions += downtrack.retransmissions
+                    for reason, count in downtrack.drops.items():
+                        drops[reason.name.lower()] += count
+        return {
+            "rooms": len(self.rooms),
+            "participants": participants,
+            "packets_in": packets_in,
+            "bytes_in": bytes_in,
+            "packets_forwarded": packets_forwarded,
+            "retransmissions": retransmissions,
+            "keyframe_requests": keyframe_requests,
+            "dropped": dict(drops),
+        }
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        for room in list(self.rooms.values()):
+            await room.close()
+        self.rooms.clear()

@@ -1,0 +1,55 @@
+"""Headless Debian Chromium driven by Playwright, with fake camera and microphone."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from playwright.async_api import Browser, async_playwright
+
+CHROMIUM = "/usr/lib/chromium/chromium"
+CHROMIUM_ARGS = [
+    "--use-fake-device-for-media-stream",
+    "--use-fake-ui-for-media-stream",
+    "--allow-loopback-in-peer-connection",
+    "--autoplay-policy=no-user-gesture-required",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-features=WebRtcHideLocalIpsWithMdns",
+]
+
+
+@asynccontextmanager
+async def chromium() -> AsyncIterator[Browser]:
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(
+            executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True
+        )
+        try:
+            yield browser
+        finally:
+            await browser.close()
+
+
+INBOUND_STATS = """
+async () => {
+  const pc = window.balie && window.balie.pc();
+  if (!pc) return [];
+  const report = await pc.getStats();
+  const result = [];
+  report.forEach((r) => {
+    if (r.type === 'inbound-rtp') {
+      result.push({kind: r.kind, mid: r.mid, framesDecoded: r.framesDecoded || 0,
+                   packetsReceived: r.packetsReceived || 0,
+                   totalSamplesReceived: r.totalSamplesReceived || 0,
+                   frameWidth: r.frameWidth || 0});
+    }
+  });
+  return result;
+}
+"""

@@ -1,0 +1,65 @@
+"""A real Balie server (control plane + SFU) on 127.0.0.1 for tests, in the test's event loop."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from aiohttp import web
+
+from control.app import create_app
+from control.config import Settings
+from control.tokens import issue_join_token
+from sfu.config import LOOPBACK_NETWORKS, SfuConfig
+from sfu.service import Sfu
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class RunningServer:
+    base_url: str
+    settings: Settings
+    sfu: Sfu
+
+    def token(
+        self, room: str, identity: str, name: str | None = None, role: str = "resident"
+    ) -> str:
+        return issue_join_token(
+            self.settings.token_secret, room, identity, name or identity, role, 600
+        )
+
+    def join_url(
+        self, room: str, identity: str, name: str | None = None, role: str = "resident"
+    ) -> str:
+        return f"{self.base_url}/call#token={self.token(room, identity, name, role)}"
+
+
+@asynccontextmanager
+async def running_server(data_dir: Path, **sfu_options: int) -> AsyncIterator[RunningServer]:
+    port = free_port()
+    settings = Settings.load(
+        host="127.0.0.1",
+        port=port,
+        data_dir=data_dir,
+        rtc_ips=("127.0.0.1",),
+        allowed_networks=LOOPBACK_NETWORKS,
+        env={},
+    )
+    sfu = Sfu(SfuConfig(rtc_ips=("127.0.0.1",), allowed_networks=LOOPBACK_NETWORKS, **sfu_options))
+    app = create_app(settings, sfu)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", port)
+    await site.start()
+    try:
+        yield RunningServer(f"http://127.0.0.1:{port}", settings, sfu)
+    finally:
+        await runner.cleanup()

@@ -1,0 +1,292 @@
+"""Calls between real aiortc peers (synthetic participants) through a real server on loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Callable
+
+import aiohttp
+import pytest
+
+from loadtest.participant import SyntheticParticipant
+from tests.servers import RunningServer, running_server
+
+pytestmark = pytest.mark.media
+
+
+async def wait_for(condition: Callable[[], bool], seconds: float, what: str) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {seconds} s waiting for {what}")
+        await asyncio.sleep(0.02)
+
+
+async def join(
+    server: RunningServer, room: str, identity: str, **options: object
+) -> SyntheticParticipant:
+    participant = SyntheticParticipant(server.base_url, server.token(room, identity), **options)  # type: ignore[arg-type]
+    await participant.join()
+    await asyncio.wait_for(participant.connected.wait(), 10)
+    return participant
+
+
+def streams_from(receiver: SyntheticParticipant, sender: SyntheticParticipant, kind: str):
+    return [
+        s
+        for s in receiver.streams.values()
+        if s.participant_id == sender.participant_id and s.kind == kind
+    ]
+
+
+def receiving(
+    receiver: SyntheticParticipant, sender: SyntheticParticipant, kind: str, packets: int = 20
+) -> bool:
+    return any(s.packets >= packets for s in streams_from(receiver, sender, kind))
+
+
+async def test_three_participants_receive_each_others_audio_and_video_byte_for_byte(tmp_path):
+    async with running_server(tmp_path) as server:
+        people = [await join(server, "call1", name) for name in ("employee", "resident", "guest")]
+        try:
+            for receiver in people:
+                for sender in people:
+                    if sender is receiver:
+                        continue
+                    for kind in ("audio", "video"):
+                        await wait_for(
+                            lambda r=receiver, s=sender, k=kind: receiving(r, s, k), 10, kind
+                        )
+            for receiver in people:
+                for stream in receiver.streams.values():
+                    assert stream.corrupt_payloads == 0
+                    if stream.kind == "video":
+                        assert stream.keyframes >= 1
+            stats = server.sfu.stats()
+            assert stats["packets_forwarded"] > 0
+            snapshot = server.sfu.room_snapshot("call1")
+            assert snapshot is not None and len(snapshot["participants"]) == 3
+        finally:
+            for person in people:
+                await person.close()
+
+
+async def test_a_late_joiner_gets_a_keyframe_within_a_second(tmp_path):
+    async with running_server(tmp_path) as server:
+        first = await join(server, "late", "first")
+        await asyncio.sleep(1.5)
+        late = await join(server, "late", "late")
+        started = time.monotonic()
+        try:
+            await wait_for(
+                lambda: any(s.kind == "video" and s.packets for s in late.streams.values()),
+                3,
+                "video",
+            )
+            elapsed = time.monotonic() - started
+            video = streams_from(late, first, "video")[0]
+            assert video.keyframes >= 1
+            assert elapsed < 1.0, f"first picture after {elapsed:.2f} s"
+        finally:
+            await late.close()
+            await first.close()
+
+
+async def test_a_participant_who_leaves_disappears_from_the_others(tmp_path):
+    async with running_server(tmp_path) as server:
+        a = await join(server, "leave", "a")
+        b = await join(server, "leave", "b")
+        try:
+            await wait_for(lambda: receiving(a, b, "video"), 10, "video from b")
+            await b.close()
+            await wait_for(
+                lambda: any(m.get("type") == "participant_left" for m in a.messages),
+                5,
+                "participant_left",
+            )
+            # The SFU renegotiated: b's tracks are inactive in a's latest offer.
+            await wait_for(
+                lambda: server.sfu.room_snapshot("leave")["participants"].__len__() == 1, 5, "room"
+            )
+            offers = [m for m in a.messages if m.get("type") == "offer"]
+            assert "a=inactive" in offers[-1]["sdp"]
+        finally:
+            await a.close()
+
+
+async def test_a_participant_who_drops_without_leaving_is_removed_within_ten_seconds(tmp_path):
+    async with running_server(tmp_path, media_timeout_ms=4000) as server:
+        a = await join(server, "drop", "a")
+        b = await join(server, "drop", "b")
+        try:
+            await wait_for(lambda: receiving(a, b, "audio"), 10, "audio from b")
+            started = time.monotonic()
+            # b vanishes: no leave, media stops (like a closed laptop).
+            b._closed = True
+            for task in b._tasks:
+                task.cancel()
+            await b.transport.close()
+            await wait_for(
+                lambda: any(m.get("type") == "participant_left" for m in a.messages),
+                10,
+                "participant_left",
+            )
+            assert time.monotonic() - started < 10
+        finally:
+            await a.close()
+            if b._session is not None:
+                await b._session.close()
+
+
+async def test_mute_changes_are_told_to_the_others(tmp_path):
+    async with running_server(tmp_path) as server:
+        a = await join(server, "mute", "a")
+        b = await join(server, "mute", "b")
+        try:
+            await b.send_raw({"type": "mute", "kind": "video", "muted": True})
+
+            def a_sees_b_muted() -> bool:
+                for message in a.messages:
+                    if message.get("type") == "participant_updated":
+                        participant = message["participant"]
+                        if participant["id"] == b.participant_id and any(
+                            t["kind"] == "video" and t["muted"] for t in participant["tracks"]
+                        ):
+                            return True
+                return False
+
+            await wait_for(a_sees_b_muted, 5, "mute update")
+        finally:
+            await a.close()
+            await b.close()
+
+
+async def test_a_packet_lost_on_the_way_to_a_subscriber_is_resent_on_its_nack(tmp_path):
+    async with running_server(tmp_path) as server:
+        a = await join(server, "nack", "a")
+        b = await join(server, "nack", "b")
+        try:
+            await wait_for(lambda: receiving(a, b, "video", 40), 10, "video")
+            video = streams_from(a, b, "video")[0]
+            # The SFU's packet to a gets lost once (before SRTP, as on a real network).
+            sfu_side = server.sfu.rooms["nack"].participants[a.participant_id]
+            original = sfu_side.transport.send_rtp
+            lost: list[int] = []
+
+            def lossy(data: bytes) -> bool:
+                if not lost and int.from_bytes(data[8:12], "big") == video.ssrc:
+                    lost.append(int.from_bytes(data[2:4], "big"))
+                    return True
+                return original(data)
+
+            sfu_side.transport.send_rtp = lossy  # type: ignore[method-assign]
+            await wait_for(lambda: bool(lost), 2, "a lost packet")
+            await asyncio.sleep(0.2)
+            assert lost[0] not in video.seqs
+            from sfu.rtcp import build_nack
+
+            a.transport.send_rtcp(build_nack(a.video_ssrc, video.ssrc, [lost[0]]))
+            await wait_for(lambda: lost[0] in video.seqs, 3, "retransmission")
+            assert video.corrupt_payloads == 0
+            assert server.sfu.stats()["retransmissions"] >= 1
+        finally:
+            await a.close()
+            await b.close()
+
+
+async def test_the_sfu_asks_the_publisher_again_for_lost_packets(tmp_path):
+    async with running_server(tmp_path) as server:
+        a = await join(server, "upnack", "a")
+        b = await join(server, "upnack", "b")
+        try:
+            await wait_for(lambda: receiving(a, b, "audio"), 10, "audio")
+            # b loses one audio packet on the way: skip a sequence number but keep it for NACKs.
+            original = b.transport.send_rtp
+            dropped: list[bytes] = []
+
+            def lossy(data: bytes) -> bool:
+                if not dropped and data[1] & 0x7F == 111:
+                    dropped.append(data)
+                    return True
+                return original(data)
+
+            b.transport.send_rtp = lossy  # type: ignore[method-assign]
+            await wait_for(lambda: bool(dropped), 2, "a dropped packet")
+            lost_seq = int.from_bytes(dropped[0][2:4], "big")
+            await wait_for(lambda: b.nacks_received > 0, 3, "NACK from the SFU")
+            audio = streams_from(a, b, "audio")[0]
+            await wait_for(lambda: len(audio.seqs) > 10, 2, "audio")
+            assert audio.corrupt_payloads == 0
+            assert lost_seq >= 0
+        finally:
+            await a.close()
+            await b.close()
+
+
+async def test_bad_signalling_input_closes_only_that_connection(tmp_path):
+    async with running_server(tmp_path) as server:
+        a = await join(server, "bad", "a")
+        b = await join(server, "bad", "b")
+        try:
+            async with aiohttp.ClientSession() as session:
+                cases = [
+                    ("not json", "bad_json"),
+                    (json.dumps({"type": "join", "token": "garbage"}), "invalid_token"),
+                ]
+                for frame, code in cases:
+                    async with session.ws_connect(
+                        server.base_url.replace("http", "ws") + "/rtc"
+                    ) as ws:
+                        await ws.send_str(frame)
+                        message = await ws.receive_json(timeout=5)
+                        assert message["code"] == code
+                        await ws.receive(timeout=5)
+                        assert ws.closed
+                async with session.ws_connect(server.base_url.replace("http", "ws") + "/rtc") as ws:
+                    await ws.send_json({"type": "join", "token": server.token("bad", "c")})
+                    joined = await ws.receive_json(timeout=5)
+                    assert joined["type"] == "joined"
+                    await ws.send_json({"type": "offer", "sdp": "v=0\r\nthis is not sdp"})
+                    message = await ws.receive_json(timeout=5)
+                    while message["type"] != "error":
+                        message = await ws.receive_json(timeout=5)
+                    assert message["code"] == "bad_sdp"
+                    await ws.receive(timeout=5)
+                    assert ws.closed
+                async with session.ws_connect(server.base_url.replace("http", "ws") + "/rtc") as ws:
+                    await ws.send_json({"type": "join", "token": server.token("bad", "d")})
+                    await ws.receive_json(timeout=5)
+                    await ws.send_json({"type": "dance"})
+                    message = await ws.receive_json(timeout=5)
+                    while message["type"] != "error":
+                        message = await ws.receive_json(timeout=5)
+                    assert message["code"] == "unknown_type"
+            # The call between a and b went on.
+            count = sum(s.packets for s in streams_from(a, b, "audio"))
+            await wait_for(
+                lambda: sum(s.packets for s in streams_from(a, b, "audio")) > count + 20, 5, "audio"
+            )
+        finally:
+            await a.close()
+            await b.close()
+
+
+async def test_joining_again_with_the_same_identity_replaces_the_old_connection(tmp_path):
+    async with running_server(tmp_path) as server:
+        first = await join(server, "again", "same")
+        other = await join(server, "again", "other")
+        second = await join(server, "again", "same")
+        try:
+            await wait_for(
+                lambda: any(e.get("code") == "replaced" for e in first.errors), 5, "replaced"
+            )
+            await wait_for(
+                lambda: receiving(other, second, "audio"), 10, "audio from the new connection"
+            )
+            snapshot = server.sfu.room_snapshot("again")
+            assert snapshot is not None and len(snapshot["participants"]) == 2
+        finally:
+            for person in (first, other, second):
+                await person.close()

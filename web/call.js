@@ -1,0 +1,823 @@
+// The call page: camera and microphone, signalling, one RTCPeerConnection to the SFU, tiles,
+// controls and reconnecting. The protocol is described in docs/signalling.md.
+//
+// Hooks for automated tests:
+//   window.balie.state            'connecting' | 'joined' | 'reconnecting' | 'left' | 'error'
+//   window.balie.pc()             the current RTCPeerConnection or null
+//   window.balie.participants()   copies of the other participants' objects from the server
+//   window.balie.selfId()         own participant id (null before joining)
+//   document.body.dataset.callState mirrors window.balie.state
+
+import { detectLanguage, fragmentParams, getLanguage, has, onLanguageChange, setLanguage, t }
+  from './i18n.js';
+import { Signalling } from './signalling.js';
+import { isTrackMuted, Tile } from './tiles.js';
+
+const KINDS = ['audio', 'video'];
+const MEDIA_CONSTRAINTS = {
+  audio: true,
+  video: { width: { ideal: 1280 }, height: { ideal: 720 } },
+};
+const MAX_ATTEMPTS = 20;
+const BASE_BACKOFF_MS = 1000;
+const MAX_BACKOFF_MS = 8000;
+const DISCONNECTED_GRACE_MS = 3000;
+const JOIN_TIMEOUT_MS = 15_000; // socket opened and `joined` received
+const CONNECT_TIMEOUT_MS = 20_000; // `joined` received and media flowing
+const PERMISSION_HINT_DELAY_MS = 400;
+const MAX_ANNOUNCEMENTS = 5;
+// Close codes that mean "do not come back" when no `error` message explained them.
+const FATAL_CLOSE_CODES = new Map([
+  [4400, 'generic'],
+  [4401, 'invalid_token'],
+  [4408, 'generic'],
+  [4409, 'replaced'],
+  [4429, 'room_full'],
+]);
+const NO_RETRY_CODES = new Set(['invalid_token', 'token_expired', 'noToken']);
+
+const $ = (id) => document.getElementById(id);
+const ui = {
+  status: $('status'),
+  langToggle: $('lang-toggle'),
+  notice: $('media-notice'),
+  noticeText: $('media-notice-text'),
+  reload: $('btn-reload'),
+  soundBox: $('sound-box'),
+  sound: $('btn-sound'),
+  message: $('message'),
+  messageTitle: $('message-title'),
+  messageText: $('message-text'),
+  messageAction: $('message-action'),
+  call: $('call'),
+  tiles: $('tiles'),
+  waiting: $('waiting'),
+  controls: $('controls'),
+  mic: $('btn-mic'),
+  cam: $('btn-cam'),
+  leave: $('btn-leave'),
+  announcer: $('announcer'),
+};
+
+let state = 'connecting';
+let token = null;
+let localStream = new MediaStream();
+let mediaProblem = null; // {missing: ['video'], reason: 'denied'} or null
+const muted = { audio: false, video: false };
+let session = null; // the current connection attempt, see connect()
+let selfInfo = null; // own participant object from `joined`
+const participants = new Map(); // id → participant object (the others)
+const tiles = new Map(); // id → Tile (the others)
+let selfTile = null;
+let attempts = 0;
+let reconnectTimer = null;
+let mediaRequest = null; // the pending camera/microphone request, shared by concurrent starts
+let startGeneration = 0;
+let suspended = false;
+let statusKey = 'status.connecting';
+let message = null; // {title, text, action, onAction}
+
+// ---------------------------------------------------------------- state and texts
+
+function setState(next) {
+  state = next;
+  document.body.dataset.callState = next;
+  const inCall = next === 'connecting' || next === 'joined' || next === 'reconnecting';
+  ui.call.hidden = !inCall;
+  ui.controls.hidden = !inCall;
+  renderWaiting();
+}
+
+function setStatus(key) {
+  statusKey = key;
+  ui.status.textContent = t(key);
+}
+
+function announce(text) {
+  const line = document.createElement('p');
+  line.textContent = text;
+  ui.announcer.append(line);
+  while (ui.announcer.childElementCount > MAX_ANNOUNCEMENTS) ui.announcer.firstElementChild.remove();
+}
+
+function showMessage(next) {
+  message = next;
+  renderMessage();
+  ui.message.hidden = false;
+  ui.messageTitle.focus();
+}
+
+function hideMessage() {
+  message = null;
+  ui.message.hidden = true;
+}
+
+function renderMessage() {
+  if (!message) return;
+  ui.messageTitle.textContent = t(message.title);
+  ui.messageText.textContent = t(message.text);
+  ui.messageAction.hidden = !message.action;
+  ui.messageAction.textContent = message.action ? t(message.action) : '';
+}
+
+function renderLanguageToggle() {
+  ui.langToggle.textContent = t('lang.switch');
+  ui.langToggle.lang = t('lang.switchLang');
+  ui.langToggle.setAttribute('aria-label', t('lang.switchLabel'));
+}
+
+function renderWaiting() {
+  ui.waiting.hidden = !(state === 'joined' && participants.size === 0);
+}
+
+function renderAll() {
+  renderLanguageToggle();
+  ui.status.textContent = t(statusKey);
+  renderMessage();
+  renderMediaNotice();
+  renderControls();
+  selfTile?.render();
+  for (const tile of tiles.values()) tile.render();
+}
+
+// ---------------------------------------------------------------- local media
+
+function liveTrack(kind) {
+  return localStream.getTracks().find((tr) => tr.kind === kind && tr.readyState === 'live') ?? null;
+}
+
+/** Muted as far as the others can tell: switched off, or no working device. */
+function isMuted(kind) {
+  return muted[kind] || !liveTrack(kind);
+}
+
+function classifyMediaError(error) {
+  switch (error?.name) {
+    case 'NotAllowedError':
+    case 'SecurityError':
+      return 'denied';
+    case 'NotFoundError':
+    case 'OverconstrainedError':
+      return 'notfound';
+    case 'NotReadableError':
+    case 'AbortError':
+      return 'busy';
+    default:
+      return 'other';
+  }
+}
+
+async function permissionState(kind) {
+  try {
+    const name = kind === 'audio' ? 'microphone' : 'camera';
+    return (await navigator.permissions.query({ name })).state;
+  } catch {
+    return 'unknown';
+  }
+}
+
+/** Try one kind alone. After a refusal, only where permission is already granted (no new prompts). */
+async function tryKind(kind, firstReason) {
+  if (firstReason === 'denied' && (await permissionState(kind)) !== 'granted') return null;
+  try {
+    const stream = await navigator.mediaDevices.getUserMedia({ [kind]: MEDIA_CONSTRAINTS[kind] });
+    return stream.getTracks()[0] ?? null;
+  } catch (error) {
+    console.debug(`call: no ${kind}`, error);
+    return null;
+  }
+}
+
+/** Camera and microphone, or as much of them as works. Never throws. */
+async function acquireMedia() {
+  if (!navigator.mediaDevices?.getUserMedia) {
+    return { stream: new MediaStream(), problem: { missing: [...KINDS], reason: 'unsupported' } };
+  }
+  try {
+    return { stream: await navigator.mediaDevices.getUserMedia(MEDIA_CONSTRAINTS), problem: null };
+  } catch (error) {
+    console.debug('call: getUserMedia failed', error);
+    const reason = classifyMediaError(error);
+    const tracks = [];
+    for (const kind of KINDS) {
+      const track = await tryKind(kind, reason);
+      if (track) tracks.push(track);
+    }
+    const stream = new MediaStream(tracks);
+    const missing = KINDS.filter((kind) => !stream.getTracks().some((tr) => tr.kind === kind));
+    return { stream, problem: missing.length ? { missing, reason } : null };
+  }
+}
+
+function ensureLocalMedia() {
+  if (localStream.getTracks().some((tr) => tr.readyState === 'live')) return Promise.resolve();
+  mediaRequest ??= requestLocalMedia().finally(() => {
+    mediaRequest = null;
+    renderControls();
+  });
+  renderControls();
+  return mediaRequest;
+}
+
+async function requestLocalMedia() {
+  const hint = setTimeout(() => setStatus('status.media'), PERMISSION_HINT_DELAY_MS);
+  const { stream, problem } = await acquireMedia();
+  clearTimeout(hint);
+  for (const track of localStream.getTracks()) track.stop();
+  localStream = stream;
+  mediaProblem = problem;
+  for (const track of localStream.getTracks()) {
+    track.enabled = !muted[track.kind];
+    track.addEventListener('ended', () => onLocalTrackEnded(track));
+  }
+  renderMediaNotice();
+  renderSelf();
+}
+
+function stopLocalMedia() {
+  for (const track of localStream.getTracks()) track.stop();
+  localStream = new MediaStream();
+  selfTile?.clearTracks();
+}
+
+function onLocalTrackEnded(track) {
+  if (!localStream.getTracks().includes(track)) return;
+  console.debug('call: local track ended', track.kind);
+  sendMute(track.kind);
+  renderSelf();
+  renderControls();
+}
+
+function renderMediaNotice() {
+  const problem = mediaProblem;
+  ui.notice.hidden = !problem;
+  if (!problem) return;
+  const which = problem.missing.length === KINDS.length ? 'both' : problem.missing[0];
+  const lines = [`media.missing.${which}`, `media.effect.${which}`, `media.fix.${problem.reason}`];
+  ui.noticeText.replaceChildren(
+    ...lines.map((key) => {
+      const p = document.createElement('p');
+      p.textContent = t(key);
+      return p;
+    }),
+  );
+  ui.reload.hidden = problem.reason === 'unsupported';
+}
+
+// ---------------------------------------------------------------- tiles
+
+function renderSelf() {
+  selfTile.update({
+    id: selfInfo?.id ?? '',
+    name: selfInfo?.name ?? '',
+    role: selfInfo?.role ?? '',
+    micMuted: isMuted('audio'),
+    camMuted: isMuted('video'),
+  });
+  selfTile.setTracks(localStream.getVideoTracks());
+}
+
+function showSoundButton() {
+  ui.soundBox.hidden = false;
+}
+
+function participantTileInfo(participant) {
+  return {
+    id: participant.id,
+    name: participant.name ?? '',
+    role: participant.role ?? '',
+    micMuted: isTrackMuted(participant, 'audio'),
+    camMuted: isTrackMuted(participant, 'video'),
+  };
+}
+
+function upsertParticipant(participant, { announceJoin = false } = {}) {
+  if (!participant?.id || participant.id === selfInfo?.id) return;
+  const isNew = !participants.has(participant.id);
+  participants.set(participant.id, participant);
+  let tile = tiles.get(participant.id);
+  if (!tile) {
+    tile = new Tile({ onAutoplayBlocked: showSoundButton });
+    tiles.set(participant.id, tile);
+    ui.tiles.append(tile.el);
+  }
+  tile.update(participantTileInfo(participant));
+  if (isNew) {
+    if (session?.pc) syncRemoteMedia(session);
+    if (announceJoin) announce(t('announce.joined', { name: displayName(participant) }));
+  }
+  renderWaiting();
+}
+
+function removeParticipant(id, reason) {
+  const participant = participants.get(id);
+  participants.delete(id);
+  tiles.get(id)?.destroy();
+  tiles.delete(id);
+  renderWaiting();
+  if (!participant || reason === 'replaced' || reason === 'silent') return;
+  const key = reason === 'disconnected' ? 'announce.disconnected' : 'announce.left';
+  announce(t(key, { name: displayName(participant) }));
+}
+
+function displayName(participant) {
+  return participant.name || t('tile.unknown');
+}
+
+/** After (re)joining: the server's list is the truth; announce who came and went meanwhile. */
+function replaceParticipants(list) {
+  const ids = new Set(list.map((p) => p?.id));
+  for (const id of [...participants.keys()]) if (!ids.has(id)) removeParticipant(id, 'left');
+  for (const participant of list) upsertParticipant(participant, { announceJoin: true });
+}
+
+function clearRemoteMedia() {
+  for (const tile of tiles.values()) tile.clearTracks();
+}
+
+function removeAllParticipants() {
+  for (const id of [...participants.keys()]) removeParticipant(id, 'silent');
+}
+
+// ---------------------------------------------------------------- controls
+
+/** A device is there, or may still come (the browser is still asking for permission). */
+function canToggle(kind) {
+  return Boolean(liveTrack(kind)) || mediaRequest !== null;
+}
+
+function renderToggle(button, kind, prefix) {
+  const available = canToggle(kind);
+  const isOff = !available || muted[kind];
+  button.disabled = !available;
+  button.setAttribute('aria-pressed', String(available && muted[kind]));
+  button.querySelector('.label').textContent = t(
+    !available ? `${prefix}.none` : muted[kind] ? `${prefix}.unmute` : `${prefix}.mute`,
+  );
+  button.querySelector('use').setAttribute('href', `#i-${prefix}${isOff ? '-off' : ''}`);
+}
+
+function renderControls() {
+  renderToggle(ui.mic, 'audio', 'mic');
+  renderToggle(ui.cam, 'video', 'cam');
+  ui.leave.querySelector('.label').textContent = t('leave');
+}
+
+function sendMute(kind) {
+  if (session?.published) session.sig.send({ type: 'mute', kind, muted: isMuted(kind) });
+}
+
+function toggleMute(kind) {
+  if (!canToggle(kind)) return;
+  muted[kind] = !muted[kind];
+  const track = liveTrack(kind);
+  if (track) track.enabled = !muted[kind];
+  sendMute(kind);
+  renderControls();
+  renderSelf();
+}
+
+/** Arrow keys, Home and End move between the toolbar buttons. */
+function onToolbarKey(event) {
+  const keys = ['ArrowLeft', 'ArrowRight', 'ArrowUp', 'ArrowDown', 'Home', 'End'];
+  if (!keys.includes(event.key)) return;
+  const buttons = [...ui.controls.querySelectorAll('button')].filter((b) => !b.disabled && !b.hidden);
+  const index = buttons.indexOf(document.activeElement);
+  if (index < 0 || buttons.length === 0) return;
+  event.preventDefault();
+  const last = buttons.length - 1;
+  const next = {
+    ArrowLeft: index === 0 ? last : index - 1,
+    ArrowUp: index === 0 ? last : index - 1,
+    ArrowRight: index === last ? 0 : index + 1,
+    ArrowDown: index === last ? 0 : index + 1,
+    Home: 0,
+    End: last,
+  }[event.key];
+  buttons[next].focus();
+}
+
+function focusControls() {
+  const target = [ui.mic, ui.cam, ui.leave].find((b) => !b.disabled);
+  target?.focus();
+}
+
+// ---------------------------------------------------------------- connection
+
+function connect() {
+  clearTimeout(reconnectTimer);
+  reconnectTimer = null;
+  const sig = new Signalling(token);
+  const current = {
+    sig,
+    pc: null,
+    tracks: {}, // mid → {participant_id, track_id, kind} from the latest server offer
+    queue: Promise.resolve(),
+    pendingCandidates: [],
+    published: false,
+    connected: false,
+    timers: {},
+  };
+  session = current;
+  sig.addEventListener('message', (event) => {
+    if (session === current) handleMessage(current, event.detail);
+  });
+  sig.addEventListener('close', (event) => {
+    if (session === current) handleSocketClose(event.detail);
+  });
+  current.timers.join = setTimeout(() => reconnect('no joined in time'), JOIN_TIMEOUT_MS);
+  sig.connect();
+}
+
+function teardownSession(closeCode = 4000) {
+  const current = session;
+  session = null;
+  if (!current) return;
+  for (const timer of Object.values(current.timers)) clearTimeout(timer);
+  if (current.pc) current.pc.close();
+  current.sig.close(closeCode);
+}
+
+function handleMessage(current, msg) {
+  switch (msg.type) {
+    case 'joined':
+      handleJoined(current, msg);
+      break;
+    case 'answer':
+      enqueue(current, () => handleAnswer(current, msg));
+      break;
+    case 'offer':
+      enqueue(current, () => handleOffer(current, msg));
+      break;
+    case 'candidate':
+      enqueue(current, () => handleRemoteCandidate(current, msg.candidate));
+      break;
+    case 'participant_joined':
+      upsertParticipant(msg.participant, { announceJoin: true });
+      break;
+    case 'participant_updated':
+      handleParticipantUpdated(msg.participant);
+      break;
+    case 'participant_left':
+      removeParticipant(msg.participant_id, msg.reason);
+      break;
+    case 'error':
+      handleServerError(msg);
+      break;
+    case 'pong':
+      break;
+    default:
+      console.debug('call: ignoring message', msg.type);
+  }
+}
+
+function handleJoined(current, msg) {
+  clearTimeout(current.timers.join);
+  const wasReconnecting = state === 'reconnecting';
+  selfInfo = msg.participant ?? null;
+  setState('joined');
+  setStatus('status.joined');
+  hideMessage();
+  renderSelf();
+  replaceParticipants(Array.isArray(msg.participants) ? msg.participants : []);
+  if (wasReconnecting) announce(t('announce.reconnected'));
+  startPeerConnection(current, msg.ice_servers);
+}
+
+function handleParticipantUpdated(participant) {
+  if (participant?.id && participant.id === selfInfo?.id) {
+    selfInfo = { ...selfInfo, name: participant.name, role: participant.role };
+    renderSelf();
+    return;
+  }
+  upsertParticipant(participant);
+}
+
+function handleServerError(msg) {
+  if (!msg.fatal) {
+    console.debug('call: server reported', msg.code, msg.message);
+    return;
+  }
+  fail(typeof msg.code === 'string' ? msg.code : 'generic');
+}
+
+function handleSocketClose(detail) {
+  if (detail.intentional || state === 'left' || state === 'error') return;
+  const fatalCode = FATAL_CLOSE_CODES.get(detail.code);
+  if (fatalCode) fail(fatalCode);
+  else reconnect(`socket closed (${detail.code})`);
+}
+
+/** Run SDP and ICE work one step at a time, for this connection only. */
+function enqueue(current, step) {
+  current.queue = current.queue
+    .then(() => (session === current ? step() : undefined))
+    .catch((error) => {
+      console.debug('call: negotiation failed', error);
+      if (session === current) reconnect('negotiation failed');
+    });
+}
+
+function startPeerConnection(current, iceServers) {
+  const pc = new RTCPeerConnection({ iceServers: Array.isArray(iceServers) ? iceServers : [] });
+  current.pc = pc;
+  // Audio first, then video. A missing device still gets its (empty) sender, reported as muted.
+  for (const kind of KINDS) {
+    pc.addTransceiver(liveTrack(kind) ?? kind, { direction: 'sendonly', streams: [localStream] });
+  }
+  pc.addEventListener('icecandidate', (event) => sendCandidate(current, event.candidate));
+  pc.addEventListener('track', (event) => handleRemoteTrack(current, event));
+  pc.addEventListener('connectionstatechange', () => handleConnectionState(current));
+  current.timers.connect = setTimeout(() => {
+    if (session === current && !current.connected) reconnect('media did not connect in time');
+  }, CONNECT_TIMEOUT_MS);
+  enqueue(current, () => sendOffer(current));
+}
+
+function sendCandidate(current, candidate) {
+  if (session !== current) return;
+  if (candidate && !candidate.candidate) return; // an empty "end of generation" marker
+  const json = candidate
+    ? { candidate: candidate.candidate, sdpMid: candidate.sdpMid, sdpMLineIndex: candidate.sdpMLineIndex }
+    : null;
+  current.sig.send({ type: 'candidate', candidate: json });
+}
+
+async function sendOffer(current) {
+  const offer = await current.pc.createOffer();
+  await current.pc.setLocalDescription(offer);
+  current.sig.send({ type: 'offer', sdp: current.pc.localDescription.sdp });
+}
+
+async function handleAnswer(current, msg) {
+  const { pc } = current;
+  if (!pc || pc.signalingState !== 'have-local-offer') {
+    console.debug('call: ignoring an answer in state', pc?.signalingState);
+    return;
+  }
+  await pc.setRemoteDescription({ type: 'answer', sdp: msg.sdp });
+  await flushCandidates(current);
+  current.published = true;
+  for (const kind of KINDS) if (isMuted(kind)) sendMute(kind);
+}
+
+async function handleOffer(current, msg) {
+  const { pc } = current;
+  current.tracks = msg.tracks && typeof msg.tracks === 'object' ? msg.tracks : {};
+  await pc.setRemoteDescription({ type: 'offer', sdp: msg.sdp });
+  await flushCandidates(current);
+  const answer = await pc.createAnswer();
+  await pc.setLocalDescription(answer);
+  current.sig.send({ type: 'answer', sdp: pc.localDescription.sdp });
+  syncRemoteMedia(current);
+}
+
+async function handleRemoteCandidate(current, candidate) {
+  if (!current.pc?.remoteDescription) {
+    current.pendingCandidates.push(candidate);
+    return;
+  }
+  await addCandidate(current.pc, candidate);
+}
+
+async function flushCandidates(current) {
+  const pending = current.pendingCandidates.splice(0);
+  for (const candidate of pending) await addCandidate(current.pc, candidate);
+}
+
+async function addCandidate(pc, candidate) {
+  try {
+    await pc.addIceCandidate(candidate ?? undefined);
+  } catch (error) {
+    console.debug('call: ignoring a candidate', error);
+  }
+}
+
+function handleRemoteTrack(current, event) {
+  const info = current.tracks[event.transceiver?.mid];
+  const id = info?.participant_id ?? event.streams?.[0]?.id;
+  tiles.get(id)?.addTrack(event.track);
+}
+
+/** Give every remote tile exactly the receiver tracks the latest server offer assigns to it. */
+function syncRemoteMedia(current) {
+  const byParticipant = new Map();
+  for (const transceiver of current.pc.getTransceivers()) {
+    const info = transceiver.mid == null ? null : current.tracks[transceiver.mid];
+    if (!info?.participant_id) continue;
+    const direction = transceiver.currentDirection;
+    if (direction === 'inactive' || direction === 'sendonly' || direction === 'stopped') continue;
+    const list = byParticipant.get(info.participant_id) ?? [];
+    list.push(transceiver.receiver.track);
+    byParticipant.set(info.participant_id, list);
+  }
+  for (const [id, tile] of tiles) tile.setTracks(byParticipant.get(id) ?? []);
+}
+
+function handleConnectionState(current) {
+  if (session !== current) return;
+  const pcState = current.pc.connectionState ?? current.pc.iceConnectionState;
+  if (pcState !== 'disconnected') {
+    clearTimeout(current.timers.disconnected);
+    current.timers.disconnected = null;
+  }
+  if (pcState === 'connected') {
+    current.connected = true;
+    attempts = 0;
+    clearTimeout(current.timers.connect);
+  } else if (pcState === 'disconnected') {
+    current.timers.disconnected ??= setTimeout(
+      () => reconnect('media disconnected'),
+      DISCONNECTED_GRACE_MS,
+    );
+  } else if (pcState === 'failed') {
+    reconnect('media failed');
+  }
+}
+
+function backoff(attempt) {
+  return Math.min(BASE_BACKOFF_MS * 2 ** (attempt - 1), MAX_BACKOFF_MS);
+}
+
+function reconnect(reason) {
+  if (state === 'left' || state === 'error' || suspended) return;
+  console.debug('call: reconnecting:', reason);
+  teardownSession();
+  clearRemoteMedia();
+  attempts += 1;
+  if (attempts > MAX_ATTEMPTS) {
+    giveUp();
+    return;
+  }
+  setState('reconnecting');
+  setStatus('status.reconnecting');
+  clearTimeout(reconnectTimer);
+  reconnectTimer = setTimeout(connect, backoff(attempts));
+}
+
+function stopCall() {
+  clearTimeout(reconnectTimer);
+  reconnectTimer = null;
+  teardownSession();
+  removeAllParticipants();
+  stopLocalMedia();
+  selfInfo = null;
+  renderSelf();
+  renderControls();
+}
+
+function giveUp() {
+  stopCall();
+  setState('error');
+  setStatus('status.error');
+  showMessage({
+    title: 'msg.gaveUp.title',
+    text: 'msg.gaveUp.text',
+    action: 'msg.retry',
+    onAction: restart,
+  });
+}
+
+/** A fatal problem: show what it means and what to do. */
+function fail(code) {
+  stopCall();
+  setState('error');
+  setStatus('status.error');
+  const known = has(`msg.${code}.title`) ? code : 'generic';
+  const action = NO_RETRY_CODES.has(known)
+    ? null
+    : has(`msg.${known}.action`)
+      ? `msg.${known}.action`
+      : 'msg.retry';
+  showMessage({
+    title: `msg.${known}.title`,
+    text: `msg.${known}.text`,
+    action,
+    onAction: restart,
+  });
+}
+
+function leave() {
+  if (state === 'left' || state === 'error') return;
+  session?.sig.send({ type: 'leave' });
+  teardownSession(1000);
+  stopCall();
+  setState('left');
+  setStatus('status.left');
+  showMessage({
+    title: 'msg.left.title',
+    text: 'msg.left.text',
+    action: 'msg.left.action',
+    onAction: restart,
+  });
+}
+
+async function startCall() {
+  const generation = ++startGeneration;
+  setState('connecting');
+  setStatus('status.connecting');
+  await ensureLocalMedia();
+  if (generation !== startGeneration) return; // a newer start took over
+  if (state !== 'connecting') {
+    stopLocalMedia(); // left while the browser was asking for permission
+    return;
+  }
+  setStatus('status.connecting');
+  connect();
+}
+
+function restart() {
+  const hadFocus = ui.message.contains(document.activeElement);
+  attempts = 0;
+  hideMessage();
+  startCall();
+  if (hadFocus) focusControls();
+}
+
+// ---------------------------------------------------------------- page
+
+function readToken() {
+  return fragmentParams().get('token')?.trim() || null;
+}
+
+function wireUi() {
+  ui.mic.addEventListener('click', () => toggleMute('audio'));
+  ui.cam.addEventListener('click', () => toggleMute('video'));
+  ui.leave.addEventListener('click', leave);
+  ui.controls.addEventListener('keydown', onToolbarKey);
+  ui.messageAction.addEventListener('click', () => message?.onAction?.());
+  ui.reload.addEventListener('click', () => window.location.reload());
+  ui.sound.addEventListener('click', async () => {
+    ui.soundBox.hidden = true;
+    await Promise.all([...tiles.values()].map((tile) => tile.playAudio()));
+  });
+  ui.langToggle.addEventListener('click', () => {
+    setLanguage(getLanguage() === 'nl' ? 'en' : 'nl', { remember: true });
+  });
+  onLanguageChange(renderAll);
+  window.addEventListener('hashchange', onHashChange);
+  window.addEventListener('pagehide', onPageHide);
+  window.addEventListener('pageshow', onPageShow);
+}
+
+function onHashChange() {
+  const next = readToken();
+  if (next && next !== token) {
+    window.location.reload();
+    return;
+  }
+  const lang = fragmentParams().get('lang');
+  if (lang && lang !== getLanguage()) setLanguage(lang);
+}
+
+/** Closing the tab or going elsewhere: tell the server at once instead of after the grace period. */
+function onPageHide() {
+  if (!session) return;
+  session.sig.send({ type: 'leave' });
+  teardownSession(1000);
+  clearTimeout(reconnectTimer);
+  suspended = true;
+}
+
+/** Back from the browser's back/forward cache: join again. */
+function onPageShow(event) {
+  if (!event.persisted || !suspended) return;
+  suspended = false;
+  attempts = 0;
+  if (state === 'joined' || state === 'reconnecting' || state === 'connecting') {
+    clearRemoteMedia();
+    setState('reconnecting');
+    setStatus('status.reconnecting');
+    connect();
+  }
+}
+
+function exposeForTests() {
+  window.balie = Object.freeze({
+    get state() {
+      return state;
+    },
+    pc: () => session?.pc ?? null,
+    participants: () => [...participants.values()].map((p) => structuredClone(p)),
+    selfId: () => selfInfo?.id ?? null,
+    localStream: () => localStream,
+  });
+}
+
+function main() {
+  selfTile = new Tile({ self: true });
+  ui.tiles.prepend(selfTile.el);
+  wireUi();
+  exposeForTests();
+  setLanguage(detectLanguage()); // renders all texts through onLanguageChange
+  token = readToken();
+  if (!token) {
+    setState('error');
+    setStatus('status.error');
+    showMessage({ title: 'msg.noToken.title', text: 'msg.noToken.text', action: null });
+    return;
+  }
+  startCall();
+}
+
+main();
