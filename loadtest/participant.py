@@ -39,6 +39,7 @@ from sfu.sdp import (
     Codec,
     LocalMediaLine,
     LocalTransport,
+    SessionDescription,
     build_sdp,
     parse_sdp,
 )
@@ -90,6 +91,7 @@ class SyntheticParticipant:
         publish_video: bool = True,
         video_packet_size: int = 1100,
         video_packets_per_frame: int = 3,
+        offer_delay_s: float = 0.0,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.token = token
@@ -97,6 +99,7 @@ class SyntheticParticipant:
         self.publish_video = publish_video
         self.video_packet_size = video_packet_size
         self.video_packets_per_frame = video_packets_per_frame
+        self.offer_delay_s = offer_delay_s
         self.transport = MediaTransport(
             (host_address,), self._on_rtp, self._on_rtcp, self._on_state, controlling=True
         )
@@ -150,8 +153,10 @@ class SyntheticParticipant:
         kind = message.get("type")
         if kind == "joined":
             self.participant_id = message["participant"]["id"]
-            await self._send_offer()
             self.joined.set()
+            if self.offer_delay_s:
+                await asyncio.sleep(self.offer_delay_s)
+            await self._send_offer()
         elif kind == "answer":
             await self._accept_answer(message["sdp"])
         elif kind == "offer":
@@ -208,8 +213,18 @@ class SyntheticParticipant:
             lines=self._lines,
         )
 
+    def _check(self, description: SessionDescription) -> bool:
+        """Reject what a browser would reject: duplicate or missing mids."""
+        mids = [section.mid for section in description.media]
+        if None in mids or len(set(mids)) != len(mids):
+            self.errors.append({"code": "bad_remote_sdp", "message": f"mids {mids}"})
+            return False
+        return True
+
     async def _accept_answer(self, sdp: str) -> None:
         description = parse_sdp(sdp)
+        if not self._check(description):
+            return
         first = description.media[0]
         fingerprint = description.media_value(first, "fingerprint") or ""
         algorithm, _, value = fingerprint.partition(" ")
@@ -225,6 +240,8 @@ class SyntheticParticipant:
 
     async def _answer_offer(self, sdp: str, tracks: dict[str, dict[str, str]]) -> None:
         description = parse_sdp(sdp)
+        if not self._check(description):
+            return
         lines: list[LocalMediaLine] = []
         reverse = {"sendonly": "recvonly", "recvonly": "sendonly"}
         for section in description.media:

@@ -135,6 +135,11 @@ class Participant:
     def closed(self) -> bool:
         return self._closing
 
+    @property
+    def offered(self) -> bool:
+        """Whether the page's one offer has been taken in."""
+        return self._offered
+
     async def wait_closed(self) -> None:
         await self._closed.wait()
 
@@ -346,6 +351,8 @@ class Participant:
 
     def subscribe(self, publication: Publication) -> DownTrack:
         """Add a down track for a publication (negotiated by the next offer)."""
+        if not self._offered:
+            raise RuntimeError("subscriptions come after the page's own offer")
         codec: Codec = self._audio_codec if publication.kind == "audio" else self._video_codec
         mid = self._allocate_mid()
         ssrc = random_ssrc(self._ssrcs)

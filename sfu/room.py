@@ -76,7 +76,9 @@ class Room:
     async def publications_added(self, publisher: Participant) -> None:
         """The publisher's tracks are known: subscribe everybody to everybody."""
         for other in list(self.participants.values()):
-            if other is publisher or other.closed:
+            # Someone whose own offer has not come yet gets these tracks when it does: its m-lines
+            # must come first in its session description.
+            if other is publisher or other.closed or not other.offered:
                 continue
             for publication in publisher.publications.values():
                 other.subscribe(publication)

@@ -239,13 +239,14 @@ async def test_session_ended_by_the_sfu_closes_the_socket_with_its_close_code(
     await second.close()
 
 
-async def test_bad_json_after_join_is_fatal_and_the_session_loses_signalling(
+async def test_bad_json_after_join_is_fatal_and_ends_the_session_at_once(
     harness: Harness,
 ) -> None:
     ws, session = await _join(harness)
     await ws.send_str("{")
     await _expect_fatal(ws, "bad_json", 4400)
-    await _wait_for(session.lost)
+    await _wait_for(session._closed)
+    assert session.close_reason == "error"
     assert session.received == []
 
 

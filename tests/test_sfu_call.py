@@ -73,6 +73,29 @@ async def test_three_participants_receive_each_others_audio_and_video_byte_for_b
                 await person.close()
 
 
+async def test_someone_who_joins_while_another_has_not_offered_yet_is_seen_by_everyone(tmp_path):
+    async with running_server(tmp_path) as server:
+        first = await join(server, "race", "first")
+        slow = SyntheticParticipant(
+            server.base_url, server.token("race", "slow"), offer_delay_s=0.7
+        )
+        await slow.join()
+        quick = await join(server, "race", "quick")  # offers while "slow" has not offered yet
+        await asyncio.wait_for(slow.connected.wait(), 10)
+        people = [first, slow, quick]
+        try:
+            for receiver in people:
+                for sender in people:
+                    if sender is not receiver:
+                        await wait_for(
+                            lambda r=receiver, s=sender: receiving(r, s, "video"), 10, "video"
+                        )
+            assert not any(p.errors for p in people)
+        finally:
+            for person in people:
+                await person.close()
+
+
 async def test_a_late_joiner_gets_a_keyframe_within_a_second(tmp_path):
     async with running_server(tmp_path) as server:
         first = await join(server, "late", "first")
