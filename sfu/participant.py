@@ -110,7 +110,11 @@ class Participant:
         self._session_id = secrets.randbits(62)
         self._sdp_version = 0
         self._offered = False  # the page's one offer has come
+        self._answered = False  # ... and the SFU has answered it
+        self._negotiated: tuple[tuple[str, str, int | None], ...] = ()
         self._offer_in_flight: list[str] | None = None  # mids of the SFU's unanswered offer
+        self._offered_signature: tuple[tuple[str, str, int | None], ...] = ()
+        self._negotiated_mids: set[str] = set()
         self._renegotiate = False
         self._audio_codec = DEFAULT_OPUS
         self._video_codec = DEFAULT_VP8
@@ -136,9 +140,9 @@ class Participant:
         return self._closing
 
     @property
-    def offered(self) -> bool:
-        """Whether the page's one offer has been taken in."""
-        return self._offered
+    def answered(self) -> bool:
+        """Whether the SFU has answered the page's one offer: from then on the SFU makes offers."""
+        return self._answered
 
     async def wait_closed(self) -> None:
         await self._closed.wait()
@@ -252,20 +256,22 @@ class Participant:
         for candidate in remote.candidates:
             await self.add_remote_candidate(candidate)
         await self.send({"type": "answer", "sdp": self._describe("active")})
+        self._negotiated = self._signature()
+        self._answered = True
         await self.room.publications_added(self)
 
     async def handle_answer(self, sdp: str) -> None:
         if self._offer_in_flight is None:
             raise SignallingError("unexpected_message", "there is no offer to answer")
         try:
-            read_answer(parse_sdp(sdp), [line.mid for line in self._lines])
+            read_answer(parse_sdp(sdp), self._offer_in_flight)
         except SdpError as exc:
             raise SignallingError("bad_sdp", str(exc)) from exc
-        answered = set(self._offer_in_flight)
+        self._negotiated_mids.update(self._offer_in_flight)
         self._offer_in_flight = None
-        for mid, downtrack in self.downtracks.items():
-            if mid in answered and not downtrack.active:
-                self._activate(downtrack)
+        self._negotiated = self._offered_signature
+        for downtrack in self.downtracks.values():
+            self._activate(downtrack)
         if self._renegotiate:
             await self._send_offer()
 
@@ -322,13 +328,20 @@ class Participant:
         """Send a new offer now, or after the page answers the one in flight."""
         if self._closing:
             return
-        if not self._offered or self._offer_in_flight is not None:
+        if not self._answered or self._offer_in_flight is not None:
             self._renegotiate = True
             return
         await self._send_offer()
 
+    def _signature(self) -> tuple[tuple[str, str, int | None], ...]:
+        return tuple((line.mid, line.direction, line.ssrc) for line in self._lines)
+
     async def _send_offer(self) -> None:
         self._renegotiate = False
+        signature = self._signature()
+        if signature == self._negotiated:
+            return  # nothing changed since the page last agreed
+        self._offered_signature = signature
         self._offer_in_flight = [line.mid for line in self._lines]
         tracks = {
             mid: {
@@ -350,9 +363,12 @@ class Participant:
         return str(index)
 
     def subscribe(self, publication: Publication) -> DownTrack:
-        """Add a down track for a publication (negotiated by the next offer)."""
-        if not self._offered:
-            raise RuntimeError("subscriptions come after the page's own offer")
+        """Add a down track for a publication (negotiated by the next offer); idempotent."""
+        if not self._answered:
+            raise RuntimeError("subscriptions come after the answer to the page's own offer")
+        for existing in self.downtracks.values():
+            if existing.publication is publication:
+                return existing
         codec: Codec = self._audio_codec if publication.kind == "audio" else self._video_codec
         mid = self._allocate_mid()
         ssrc = random_ssrc(self._ssrcs)
@@ -387,6 +403,7 @@ class Participant:
         if downtrack in downtrack.publication.downtracks:
             downtrack.publication.downtracks.remove(downtrack)
         self.downtracks.pop(downtrack.mid, None)
+        self._negotiated_mids.discard(downtrack.mid)
         self._downtracks_by_ssrc.pop(downtrack.ssrc, None)
         for line in self._lines:
             if line.mid == downtrack.mid:
@@ -396,7 +413,13 @@ class Participant:
             self.transport.send_rtcp(build_bye([downtrack.ssrc]))
 
     def _activate(self, downtrack: DownTrack) -> None:
-        if self.transport.state != "connected" or self._closing:
+        """Start forwarding once the page knows the track and the transport is up."""
+        if (
+            downtrack.active
+            or downtrack.mid not in self._negotiated_mids
+            or self.transport.state != "connected"
+            or self._closing
+        ):
             return
         downtrack.active = True
         downtrack.publication.request_keyframe(now_ms())
@@ -404,10 +427,8 @@ class Participant:
     def _on_transport_state(self, state: str) -> None:
         if state == "connected":
             self.last_packet_ms = now_ms()
-            answered = set(self._offer_in_flight or [])
             for downtrack in self.downtracks.values():
-                if downtrack.mid not in answered:
-                    self._activate(downtrack)
+                self._activate(downtrack)
             for publication in self.publications.values():
                 publication.request_keyframe(now_ms())
         elif state in ("failed", "closed"):

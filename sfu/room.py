@@ -78,7 +78,7 @@ class Room:
         for other in list(self.participants.values()):
             # Someone whose own offer has not come yet gets these tracks when it does: its m-lines
             # must come first in its session description.
-            if other is publisher or other.closed or not other.offered:
+            if other is publisher or other.closed or not other.answered:
                 continue
             for publication in publisher.publications.values():
                 other.subscribe(publication)

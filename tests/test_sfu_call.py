@@ -96,6 +96,29 @@ async def test_someone_who_joins_while_another_has_not_offered_yet_is_seen_by_ev
                 await person.close()
 
 
+async def test_participants_who_join_at_the_same_moment_get_each_track_once(tmp_path):
+    async with running_server(tmp_path) as server:
+        people = [
+            SyntheticParticipant(server.base_url, server.token("rush", name))
+            for name in ("one", "two", "three", "four")
+        ]
+        await asyncio.gather(*(person.join() for person in people))
+        try:
+            await asyncio.gather(*(asyncio.wait_for(p.connected.wait(), 10) for p in people))
+            for receiver in people:
+                for sender in people:
+                    if sender is not receiver:
+                        await wait_for(
+                            lambda r=receiver, s=sender: receiving(r, s, "video"), 10, "video"
+                        )
+            assert not any(p.errors for p in people)
+            for participant in server.sfu.rooms["rush"].participants.values():
+                assert len(participant.downtracks) == 6  # audio + video of three others
+        finally:
+            for person in people:
+                await person.close()
+
+
 async def test_a_late_joiner_gets_a_keyframe_within_a_second(tmp_path):
     async with running_server(tmp_path) as server:
         first = await join(server, "late", "first")
@@ -313,3 +336,34 @@ async def test_joining_again_with_the_same_identity_replaces_the_old_connection(
         finally:
             for person in (first, other, second):
                 await person.close()
+
+
+async def test_remote_candidates_outside_the_allowed_networks_are_never_contacted(tmp_path):
+    async with running_server(tmp_path) as server:
+        person = SyntheticParticipant(server.base_url, server.token("nets", "x"))
+        outside = [
+            "candidate:9 1 udp 2122260223 10.1.2.3 5000 typ host",
+            "candidate:8 1 udp 2122260223 2001:db8::1 5000 typ host",
+            "candidate:7 1 udp 2122260223 0f9e7c1a-1b2c-4d5e-8f90-123456789abc.local 5000 typ host",
+            "candidate:6 1 tcp 2122260223 127.0.0.1 9 typ host tcptype active",
+        ]
+        original = person.transport.gather
+
+        async def gather_with_extras() -> list[str]:
+            return [*await original(), *outside]
+
+        person.transport.gather = gather_with_extras  # type: ignore[method-assign]
+        await person.join()
+        try:
+            await asyncio.wait_for(person.connected.wait(), 10)
+            await person.send_raw(
+                {"type": "candidate", "candidate": {"candidate": outside[0], "sdpMid": "0"}}
+            )
+            await person.send_raw({"type": "ping"})
+            await wait_for(lambda: any(m["type"] == "pong" for m in person.messages), 5, "pong")
+            sfu_side = server.sfu.rooms["nets"].participants[person.participant_id]
+            remote = sfu_side.transport._ice.getRemoteCandidates()
+            assert remote and {c.ip for c in remote} == {"127.0.0.1"}
+            assert {c.protocol for c in remote} == {"udp"}
+        finally:
+            await person.close()

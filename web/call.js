@@ -350,7 +350,9 @@ function renderToggle(button, kind, prefix) {
   const available = canToggle(kind);
   const isOff = !available || muted[kind];
   button.disabled = !available;
-  button.setAttribute('aria-pressed', String(available && muted[kind]));
+  // The label names what a press does ("Microfoon uit"); no aria-pressed as well, or screen
+  // readers would announce the state twice and contradict the label.
+  button.dataset.off = String(available && muted[kind]);
   button.querySelector('.label').textContent = t(
     !available ? `${prefix}.none` : muted[kind] ? `${prefix}.unmute` : `${prefix}.mute`,
   );
