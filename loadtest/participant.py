@@ -26,6 +26,7 @@ from sfu.rtcp import (
     Nack,
     PictureLossIndication,
     RtcpError,
+    SenderReport,
     build_pli,
     build_sdes_cname,
     build_sender_report,
@@ -47,7 +48,7 @@ from sfu.sender_report import ntp_from_unix
 from sfu.vp8 import vp8_is_keyframe
 
 AUDIO_PACKET_MS = 20
-VIDEO_FPS = 20
+VIDEO_FRAME_MS = 40  # 25 frames per second
 
 
 def sealed_payload(prefix: bytes, size: int) -> bytes:
@@ -75,6 +76,9 @@ class ReceivedStream:
     highest_seq: int | None = None
     out_of_order: int = 0
     sender_reports: int = 0
+    last_timestamp: int | None = None
+    # SR RTP timestamp minus the newest packet's timestamp when the SR arrived (signed)
+    sender_report_offsets: list[int] = field(default_factory=list)
     seqs: list[int] = field(default_factory=list)
 
 
@@ -118,7 +122,9 @@ class SyntheticParticipant:
         self._keyframe_wanted = True
         self._sent: dict[int, dict[int, bytes]] = {self.audio_ssrc: {}, self.video_ssrc: {}}
         self._seq = {self.audio_ssrc: 1000, self.video_ssrc: 5000}
-        self._ts = {self.audio_ssrc: 12345, self.video_ssrc: 67890}
+        self._ts_base = {self.audio_ssrc: 12345, self.video_ssrc: 67890}
+        self._ts = dict(self._ts_base)
+        self._media_clock_start = 0.0
         self._packets_sent = Counter[int]()
         self._session: aiohttp.ClientSession | None = None
         self._ws: aiohttp.ClientWebSocketResponse | None = None
@@ -304,6 +310,7 @@ class SyntheticParticipant:
             stream.out_of_order += 1
         else:
             stream.highest_seq = packet.seq
+        stream.last_timestamp = packet.timestamp
         if len(stream.seqs) < 20000:
             stream.seqs.append(packet.seq)
 
@@ -320,10 +327,15 @@ class SyntheticParticipant:
                         packet = sent.get(seq)
                         if packet is not None:
                             self.transport.send_rtp(packet)
-                elif hasattr(message, "ntp_timestamp"):
-                    stream = self._streams_by_ssrc.get(getattr(message, "ssrc", 0))
+                elif isinstance(message, SenderReport):
+                    stream = self._streams_by_ssrc.get(message.ssrc)
                     if stream is not None:
                         stream.sender_reports += 1
+                        if stream.last_timestamp is not None:
+                            offset = (message.rtp_timestamp - stream.last_timestamp) & 0xFFFFFFFF
+                            if offset >= 1 << 31:
+                                offset -= 1 << 32
+                            stream.sender_report_offsets.append(offset)
         except RtcpError:
             pass
 
@@ -345,22 +357,25 @@ class SyntheticParticipant:
         self.transport.send_rtp(packet)
 
     async def _publish_loop(self) -> None:
+        """Audio every 20 ms, a video frame every 40 ms; timestamps follow the send schedule."""
         start = time.monotonic()
+        self._media_clock_start = start
         tick = 0
         next_report = start
         while not self._closed:
-            tick += 1
             if self.publish_audio:
+                self._ts[self.audio_ssrc] = self._ts_base[self.audio_ssrc] + tick * 960
                 self._send_packet(
                     self.audio_ssrc, DEFAULT_OPUS.payload_type, sealed_payload(b"\xfc", 80), False
                 )
-                self._ts[self.audio_ssrc] += 960
-            if self.publish_video and tick % (1000 // VIDEO_FPS // AUDIO_PACKET_MS) == 0:
+            if self.publish_video and tick % (VIDEO_FRAME_MS // AUDIO_PACKET_MS) == 0:
+                self._ts[self.video_ssrc] = self._ts_base[self.video_ssrc] + tick * 90 * 20
                 self._send_frame()
             now = time.monotonic()
             if now >= next_report:
                 next_report = now + 1.0
-                self._send_sender_reports()
+                self._send_sender_reports(now)
+            tick += 1
             await asyncio.sleep(max(0.0, start + tick * AUDIO_PACKET_MS / 1000 - time.monotonic()))
 
     def _send_frame(self) -> None:
@@ -375,14 +390,16 @@ class SyntheticParticipant:
                 sealed_payload(descriptor + header, self.video_packet_size),
                 index == self.video_packets_per_frame - 1,
             )
-        self._ts[self.video_ssrc] += 90000 // VIDEO_FPS
 
-    def _send_sender_reports(self) -> None:
+    def _send_sender_reports(self, now: float) -> None:
+        """Sender reports that map the media clock (send schedule) to wall-clock time."""
+        elapsed = now - self._media_clock_start
         report = b""
-        for ssrc in (self.audio_ssrc, self.video_ssrc):
+        for ssrc, rate in ((self.audio_ssrc, 48000), (self.video_ssrc, 90000)):
             if self._packets_sent[ssrc]:
+                rtp_timestamp = self._ts_base[ssrc] + int(elapsed * rate)
                 report += build_sender_report(
-                    ssrc, ntp_from_unix(time.time()), self._ts[ssrc], self._packets_sent[ssrc], 0
+                    ssrc, ntp_from_unix(time.time()), rtp_timestamp, self._packets_sent[ssrc], 0
                 )
         if report:
             self.transport.send_rtcp(report + build_sdes_cname(self.audio_ssrc, self.cname))

@@ -454,6 +454,8 @@ class Participant:
             return
         if stream.restarts != restarts:
             stream.publication.request_keyframe(now)
+        elif packet.is_keyframe:
+            stream.publication.keyframe_throttle.keyframe_received()
         for downtrack in stream.publication.downtracks:
             out = downtrack.forward(stream, packet, now)
             if out is not None:

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
+from axe_playwright_python.async_playwright import Axe
 
 from tests.browser import INBOUND_STATS, chromium
 from tests.servers import running_server
@@ -104,6 +105,16 @@ async def test_three_browsers_see_and_hear_each_other_through_the_sfu(tmp_path):
                 if other != identity:
                     await page.get_by_text(name).first.wait_for(timeout=5000)
         await pages["employee"].screenshot(path=str(ARTIFACTS / "call-three.png"))
+
+        # WCAG 2.1 A/AA rules that axe-core can check, on a page in a running call.
+        axe = Axe()
+        results = await axe.run(
+            pages["resident"],
+            options={
+                "runOnly": {"type": "tag", "values": ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]}
+            },
+        )
+        assert results.violations_count == 0, results.generate_report()
 
         # Nothing was decoded or encoded in the server: no aiortc media objects, no codec threads.
         assert media_objects() == []

@@ -59,11 +59,22 @@ async def test_three_participants_receive_each_others_audio_and_video_byte_for_b
                         await wait_for(
                             lambda r=receiver, s=sender, k=kind: receiving(r, s, k), 10, kind
                         )
+            # Sender reports map each forwarded stream's timestamps to the publisher's clock.
+            await wait_for(
+                lambda: all(
+                    len(s.sender_report_offsets) >= 2 for p in people for s in p.streams.values()
+                ),
+                5,
+                "sender reports",
+            )
             for receiver in people:
                 for stream in receiver.streams.values():
                     assert stream.corrupt_payloads == 0
                     if stream.kind == "video":
                         assert stream.keyframes >= 1
+                    clock_rate = 90000 if stream.kind == "video" else 48000
+                    for offset in stream.sender_report_offsets:
+                        assert abs(offset) < clock_rate // 10, (stream.kind, offset)
             stats = server.sfu.stats()
             assert stats["packets_forwarded"] > 0
             snapshot = server.sfu.room_snapshot("call1")
@@ -184,6 +195,27 @@ async def test_a_participant_who_drops_without_leaving_is_removed_within_ten_sec
             await a.close()
             if b._session is not None:
                 await b._session.close()
+
+
+async def test_a_page_whose_socket_closes_without_leave_is_removed_after_the_grace_period(tmp_path):
+    async with running_server(tmp_path, disconnect_grace_ms=1500) as server:
+        a = await join(server, "grace", "a")
+        b = await join(server, "grace", "b")
+        try:
+            assert b._ws is not None
+            started = time.monotonic()
+            await b._ws.close()  # no "leave"; media keeps flowing for now
+            await asyncio.sleep(1.0)
+            assert not any(m.get("type") == "participant_left" for m in a.messages)
+            await wait_for(
+                lambda: any(m.get("type") == "participant_left" for m in a.messages),
+                5,
+                "participant_left",
+            )
+            assert 1.4 < time.monotonic() - started < 5
+        finally:
+            await a.close()
+            await b.close()
 
 
 async def test_mute_changes_are_told_to_the_others(tmp_path):
@@ -367,3 +399,25 @@ async def test_remote_candidates_outside_the_allowed_networks_are_never_contacte
             assert {c.protocol for c in remote} == {"udp"}
         finally:
             await person.close()
+
+
+async def test_a_subscribers_keyframe_request_reaches_the_publisher_throttled(tmp_path):
+    async with running_server(tmp_path) as server:
+        a = await join(server, "pli", "a")
+        b = await join(server, "pli", "b")
+        try:
+            await wait_for(lambda: receiving(a, b, "video"), 10, "video")
+            await asyncio.sleep(0.6)  # past the throttle interval of the subscribe request
+            before = b.plis_received
+            video = streams_from(a, b, "video")[0]
+            keyframes = video.keyframes
+            for _ in range(10):  # a burst of requests
+                a.request_keyframe(video.mid)
+            await wait_for(lambda: b.plis_received > before, 2, "PLI at the publisher")
+            await wait_for(lambda: video.keyframes > keyframes, 2, "a keyframe")
+            await asyncio.sleep(0.8)
+            # One request went out; the others were satisfied by the keyframe that came.
+            assert b.plis_received - before == 1
+        finally:
+            await a.close()
+            await b.close()
