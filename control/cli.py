@@ -137,6 +137,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _invoked_as() -> str:
+    """How to run this command again: `.venv/bin/balie` when started that way, else `balie`."""
+    program = Path(sys.argv[0]) if sys.argv and sys.argv[0] else None
+    if program is not None and program.name == "balie" and program.is_file():
+        return str(program)
+    return "balie"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -274,7 +282,7 @@ def _print_banner(settings: Settings, url: str, out: TextIO) -> None:
         key_line,
         f"Join links use: {settings.base_url}/call#token=...",
         "Make a join link: "
-        f"balie token --room ROOM --identity ID --data-dir {settings.data_dir}"
+        f"{_invoked_as()} token --room ROOM --identity ID --data-dir {settings.data_dir}"
         + (
             ""
             if settings.base_url == DEFAULT_TOKEN_BASE_URL

@@ -59,6 +59,7 @@ logger = logging.getLogger(__name__)
 SendMessage = Callable[[dict[str, object]], Awaitable[None]]
 TICK_MS = 50
 REPORT_INTERVAL_MS = 1000
+MAX_REMOTE_CANDIDATES = 32
 SSRC = struct.Struct("!I")
 
 
@@ -128,6 +129,7 @@ class Participant:
         self._timer_task: asyncio.Task[None] | None = None
         self._next_report_ms = 0
         self.rtcp_errors = 0
+        self._remote_candidates = 0
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -285,6 +287,11 @@ class Participant:
             ) from exc
         if protocol != "udp" or not self.config.allows(address):
             return
+        self._remote_candidates += 1
+        if self._remote_candidates > MAX_REMOTE_CANDIDATES:
+            raise SignallingError(
+                "bad_candidate", "too many ICE candidates; this one is ignored", fatal=False
+            )
         try:
             await self.transport.add_remote_candidate(value)
         except ValueError as exc:  # after end-of-candidates

@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
 
 import aiohttp
 import pytest
@@ -33,6 +35,21 @@ async def join(
     return participant
 
 
+@asynccontextmanager
+async def call_of_two(
+    tmp_path: Path, room: str, **sfu_options: int
+) -> AsyncIterator[tuple[RunningServer, SyntheticParticipant, SyntheticParticipant]]:
+    """A server and two synthetic participants in `room`; everything is closed afterwards."""
+    async with running_server(tmp_path, **sfu_options) as server:
+        a = await join(server, room, "a")
+        b = await join(server, room, "b")
+        try:
+            yield server, a, b
+        finally:
+            await a.close()
+            await b.close()
+
+
 def streams_from(receiver: SyntheticParticipant, sender: SyntheticParticipant, kind: str):
     return [
         s
@@ -47,18 +64,20 @@ def receiving(
     return any(s.packets >= packets for s in streams_from(receiver, sender, kind))
 
 
+async def everyone_receives_everyone(
+    people: list[SyntheticParticipant], kinds: tuple[str, ...]
+) -> None:
+    for receiver in people:
+        for sender in people:
+            for kind in kinds if sender is not receiver else ():
+                await wait_for(lambda r=receiver, s=sender, k=kind: receiving(r, s, k), 10, kind)
+
+
 async def test_three_participants_receive_each_others_audio_and_video_byte_for_byte(tmp_path):
     async with running_server(tmp_path) as server:
         people = [await join(server, "call1", name) for name in ("employee", "resident", "guest")]
         try:
-            for receiver in people:
-                for sender in people:
-                    if sender is receiver:
-                        continue
-                    for kind in ("audio", "video"):
-                        await wait_for(
-                            lambda r=receiver, s=sender, k=kind: receiving(r, s, k), 10, kind
-                        )
+            await everyone_receives_everyone(people, ("audio", "video"))
             # Sender reports map each forwarded stream's timestamps to the publisher's clock.
             await wait_for(
                 lambda: all(
@@ -95,12 +114,7 @@ async def test_someone_who_joins_while_another_has_not_offered_yet_is_seen_by_ev
         await asyncio.wait_for(slow.connected.wait(), 10)
         people = [first, slow, quick]
         try:
-            for receiver in people:
-                for sender in people:
-                    if sender is not receiver:
-                        await wait_for(
-                            lambda r=receiver, s=sender: receiving(r, s, "video"), 10, "video"
-                        )
+            await everyone_receives_everyone(people, ("video",))
             assert not any(p.errors for p in people)
         finally:
             for person in people:
@@ -116,12 +130,7 @@ async def test_participants_who_join_at_the_same_moment_get_each_track_once(tmp_
         await asyncio.gather(*(person.join() for person in people))
         try:
             await asyncio.gather(*(asyncio.wait_for(p.connected.wait(), 10) for p in people))
-            for receiver in people:
-                for sender in people:
-                    if sender is not receiver:
-                        await wait_for(
-                            lambda r=receiver, s=sender: receiving(r, s, "video"), 10, "video"
-                        )
+            await everyone_receives_everyone(people, ("video",))
             assert not any(p.errors for p in people)
             for participant in server.sfu.rooms["rush"].participants.values():
                 assert len(participant.downtracks) == 6  # audio + video of three others
@@ -198,157 +207,132 @@ async def test_a_participant_who_drops_without_leaving_is_removed_within_ten_sec
 
 
 async def test_a_page_whose_socket_closes_without_leave_is_removed_after_the_grace_period(tmp_path):
-    async with running_server(tmp_path, disconnect_grace_ms=1500) as server:
-        a = await join(server, "grace", "a")
-        b = await join(server, "grace", "b")
-        try:
-            assert b._ws is not None
-            started = time.monotonic()
-            await b._ws.close()  # no "leave"; media keeps flowing for now
-            await asyncio.sleep(1.0)
-            assert not any(m.get("type") == "participant_left" for m in a.messages)
-            await wait_for(
-                lambda: any(m.get("type") == "participant_left" for m in a.messages),
-                5,
-                "participant_left",
-            )
-            assert 1.4 < time.monotonic() - started < 5
-        finally:
-            await a.close()
-            await b.close()
+    async with call_of_two(tmp_path, "grace", disconnect_grace_ms=1500) as (_server, a, b):
+        assert b._ws is not None
+        started = time.monotonic()
+        await b._ws.close()  # no "leave"; media keeps flowing for now
+        await asyncio.sleep(1.0)
+        assert not any(m.get("type") == "participant_left" for m in a.messages)
+        await wait_for(
+            lambda: any(m.get("type") == "participant_left" for m in a.messages),
+            5,
+            "participant_left",
+        )
+        assert 1.4 < time.monotonic() - started < 5
 
 
 async def test_mute_changes_are_told_to_the_others(tmp_path):
-    async with running_server(tmp_path) as server:
-        a = await join(server, "mute", "a")
-        b = await join(server, "mute", "b")
-        try:
-            await b.send_raw({"type": "mute", "kind": "video", "muted": True})
+    async with call_of_two(tmp_path, "mute") as (_server, a, b):
+        await b.send_raw({"type": "mute", "kind": "video", "muted": True})
 
-            def a_sees_b_muted() -> bool:
-                for message in a.messages:
-                    if message.get("type") == "participant_updated":
-                        participant = message["participant"]
-                        if participant["id"] == b.participant_id and any(
-                            t["kind"] == "video" and t["muted"] for t in participant["tracks"]
-                        ):
-                            return True
-                return False
+        def a_sees_b_muted() -> bool:
+            for message in a.messages:
+                if message.get("type") == "participant_updated":
+                    participant = message["participant"]
+                    if participant["id"] == b.participant_id and any(
+                        t["kind"] == "video" and t["muted"] for t in participant["tracks"]
+                    ):
+                        return True
+            return False
 
-            await wait_for(a_sees_b_muted, 5, "mute update")
-        finally:
-            await a.close()
-            await b.close()
+        await wait_for(a_sees_b_muted, 5, "mute update")
 
 
 async def test_a_packet_lost_on_the_way_to_a_subscriber_is_resent_on_its_nack(tmp_path):
-    async with running_server(tmp_path) as server:
-        a = await join(server, "nack", "a")
-        b = await join(server, "nack", "b")
-        try:
-            await wait_for(lambda: receiving(a, b, "video", 40), 10, "video")
-            video = streams_from(a, b, "video")[0]
-            # The SFU's packet to a gets lost once (before SRTP, as on a real network).
-            sfu_side = server.sfu.rooms["nack"].participants[a.participant_id]
-            original = sfu_side.transport.send_rtp
-            lost: list[int] = []
+    async with call_of_two(tmp_path, "nack") as (server, a, b):
+        await wait_for(lambda: receiving(a, b, "video", 40), 10, "video")
+        video = streams_from(a, b, "video")[0]
+        # The SFU's packet to a gets lost once (before SRTP, as on a real network).
+        sfu_side = server.sfu.rooms["nack"].participants[a.participant_id]
+        original = sfu_side.transport.send_rtp
+        lost: list[int] = []
 
-            def lossy(data: bytes) -> bool:
-                if not lost and int.from_bytes(data[8:12], "big") == video.ssrc:
-                    lost.append(int.from_bytes(data[2:4], "big"))
-                    return True
-                return original(data)
+        def lossy(data: bytes) -> bool:
+            if not lost and int.from_bytes(data[8:12], "big") == video.ssrc:
+                lost.append(int.from_bytes(data[2:4], "big"))
+                return True
+            return original(data)
 
-            sfu_side.transport.send_rtp = lossy  # type: ignore[method-assign]
-            await wait_for(lambda: bool(lost), 2, "a lost packet")
-            await asyncio.sleep(0.2)
-            assert lost[0] not in video.seqs
-            from sfu.rtcp import build_nack
+        sfu_side.transport.send_rtp = lossy  # type: ignore[method-assign]
+        await wait_for(lambda: bool(lost), 2, "a lost packet")
+        await asyncio.sleep(0.2)
+        assert lost[0] not in video.seqs
+        from sfu.rtcp import build_nack
 
-            a.transport.send_rtcp(build_nack(a.video_ssrc, video.ssrc, [lost[0]]))
-            await wait_for(lambda: lost[0] in video.seqs, 3, "retransmission")
-            assert video.corrupt_payloads == 0
-            assert server.sfu.stats()["retransmissions"] >= 1
-        finally:
-            await a.close()
-            await b.close()
+        a.transport.send_rtcp(build_nack(a.video_ssrc, video.ssrc, [lost[0]]))
+        await wait_for(lambda: lost[0] in video.seqs, 3, "retransmission")
+        assert video.corrupt_payloads == 0
+        assert server.sfu.stats()["retransmissions"] >= 1
 
 
 async def test_the_sfu_asks_the_publisher_again_for_lost_packets(tmp_path):
-    async with running_server(tmp_path) as server:
-        a = await join(server, "upnack", "a")
-        b = await join(server, "upnack", "b")
-        try:
-            await wait_for(lambda: receiving(a, b, "audio"), 10, "audio")
-            # b loses one audio packet on the way: skip a sequence number but keep it for NACKs.
-            original = b.transport.send_rtp
-            dropped: list[bytes] = []
+    async with call_of_two(tmp_path, "upnack") as (server, a, b):
+        await wait_for(lambda: receiving(a, b, "audio"), 10, "audio")
+        # b loses one audio packet on the way: skip a sequence number but keep it for NACKs.
+        original = b.transport.send_rtp
+        dropped: list[bytes] = []
 
-            def lossy(data: bytes) -> bool:
-                if not dropped and data[1] & 0x7F == 111:
-                    dropped.append(data)
-                    return True
-                return original(data)
+        def lossy(data: bytes) -> bool:
+            if not dropped and data[1] & 0x7F == 111:
+                dropped.append(data)
+                return True
+            return original(data)
 
-            b.transport.send_rtp = lossy  # type: ignore[method-assign]
-            await wait_for(lambda: bool(dropped), 2, "a dropped packet")
-            lost_seq = int.from_bytes(dropped[0][2:4], "big")
-            await wait_for(lambda: b.nacks_received > 0, 3, "NACK from the SFU")
-            audio = streams_from(a, b, "audio")[0]
-            await wait_for(lambda: len(audio.seqs) > 10, 2, "audio")
-            assert audio.corrupt_payloads == 0
-            assert lost_seq >= 0
-        finally:
-            await a.close()
-            await b.close()
+        b.transport.send_rtp = lossy  # type: ignore[method-assign]
+        await wait_for(lambda: bool(dropped), 2, "a dropped packet")
+        lost_seq = int.from_bytes(dropped[0][2:4], "big")
+        await wait_for(lambda: b.nacks_received > 0, 3, "NACK from the SFU")
+        sfu_b = server.sfu.rooms["upnack"].participants[b.participant_id]
+        audio_in = next(p for p in sfu_b.publications.values() if p.kind == "audio")
+        stream_in = next(iter(audio_in.streams.values()))
+        await wait_for(
+            lambda: any(p is not None and p.seq == lost_seq for p in stream_in.buffer._slots),
+            2,
+            "the resent packet at the SFU",
+        )
+        audio = streams_from(a, b, "audio")[0]
+        await wait_for(lambda: len(audio.seqs) > 10, 2, "audio")
+        assert audio.corrupt_payloads == 0
 
 
 async def test_bad_signalling_input_closes_only_that_connection(tmp_path):
-    async with running_server(tmp_path) as server:
-        a = await join(server, "bad", "a")
-        b = await join(server, "bad", "b")
-        try:
-            async with aiohttp.ClientSession() as session:
-                cases = [
-                    ("not json", "bad_json"),
-                    (json.dumps({"type": "join", "token": "garbage"}), "invalid_token"),
-                ]
-                for frame, code in cases:
-                    async with session.ws_connect(
-                        server.base_url.replace("http", "ws") + "/rtc"
-                    ) as ws:
-                        await ws.send_str(frame)
-                        message = await ws.receive_json(timeout=5)
-                        assert message["code"] == code
-                        await ws.receive(timeout=5)
-                        assert ws.closed
+    async with call_of_two(tmp_path, "bad") as (server, a, b):
+        async with aiohttp.ClientSession() as session:
+            cases = [
+                ("not json", "bad_json"),
+                (json.dumps({"type": "join", "token": "garbage"}), "invalid_token"),
+            ]
+            for frame, code in cases:
                 async with session.ws_connect(server.base_url.replace("http", "ws") + "/rtc") as ws:
-                    await ws.send_json({"type": "join", "token": server.token("bad", "c")})
-                    joined = await ws.receive_json(timeout=5)
-                    assert joined["type"] == "joined"
-                    await ws.send_json({"type": "offer", "sdp": "v=0\r\nthis is not sdp"})
+                    await ws.send_str(frame)
                     message = await ws.receive_json(timeout=5)
-                    while message["type"] != "error":
-                        message = await ws.receive_json(timeout=5)
-                    assert message["code"] == "bad_sdp"
+                    assert message["code"] == code
                     await ws.receive(timeout=5)
                     assert ws.closed
-                async with session.ws_connect(server.base_url.replace("http", "ws") + "/rtc") as ws:
-                    await ws.send_json({"type": "join", "token": server.token("bad", "d")})
-                    await ws.receive_json(timeout=5)
-                    await ws.send_json({"type": "dance"})
+            async with session.ws_connect(server.base_url.replace("http", "ws") + "/rtc") as ws:
+                await ws.send_json({"type": "join", "token": server.token("bad", "c")})
+                joined = await ws.receive_json(timeout=5)
+                assert joined["type"] == "joined"
+                await ws.send_json({"type": "offer", "sdp": "v=0\r\nthis is not sdp"})
+                message = await ws.receive_json(timeout=5)
+                while message["type"] != "error":
                     message = await ws.receive_json(timeout=5)
-                    while message["type"] != "error":
-                        message = await ws.receive_json(timeout=5)
-                    assert message["code"] == "unknown_type"
-            # The call between a and b went on.
-            count = sum(s.packets for s in streams_from(a, b, "audio"))
-            await wait_for(
-                lambda: sum(s.packets for s in streams_from(a, b, "audio")) > count + 20, 5, "audio"
-            )
-        finally:
-            await a.close()
-            await b.close()
+                assert message["code"] == "bad_sdp"
+                await ws.receive(timeout=5)
+                assert ws.closed
+            async with session.ws_connect(server.base_url.replace("http", "ws") + "/rtc") as ws:
+                await ws.send_json({"type": "join", "token": server.token("bad", "d")})
+                await ws.receive_json(timeout=5)
+                await ws.send_json({"type": "dance"})
+                message = await ws.receive_json(timeout=5)
+                while message["type"] != "error":
+                    message = await ws.receive_json(timeout=5)
+                assert message["code"] == "unknown_type"
+        # The call between a and b went on.
+        count = sum(s.packets for s in streams_from(a, b, "audio"))
+        await wait_for(
+            lambda: sum(s.packets for s in streams_from(a, b, "audio")) > count + 20, 5, "audio"
+        )
 
 
 async def test_joining_again_with_the_same_identity_replaces_the_old_connection(tmp_path):
@@ -402,22 +386,16 @@ async def test_remote_candidates_outside_the_allowed_networks_are_never_contacte
 
 
 async def test_a_subscribers_keyframe_request_reaches_the_publisher_throttled(tmp_path):
-    async with running_server(tmp_path) as server:
-        a = await join(server, "pli", "a")
-        b = await join(server, "pli", "b")
-        try:
-            await wait_for(lambda: receiving(a, b, "video"), 10, "video")
-            await asyncio.sleep(0.6)  # past the throttle interval of the subscribe request
-            before = b.plis_received
-            video = streams_from(a, b, "video")[0]
-            keyframes = video.keyframes
-            for _ in range(10):  # a burst of requests
-                a.request_keyframe(video.mid)
-            await wait_for(lambda: b.plis_received > before, 2, "PLI at the publisher")
-            await wait_for(lambda: video.keyframes > keyframes, 2, "a keyframe")
-            await asyncio.sleep(0.8)
-            # One request went out; the others were satisfied by the keyframe that came.
-            assert b.plis_received - before == 1
-        finally:
-            await a.close()
-            await b.close()
+    async with call_of_two(tmp_path, "pli") as (_server, a, b):
+        await wait_for(lambda: receiving(a, b, "video"), 10, "video")
+        await asyncio.sleep(0.6)  # past the throttle interval of the subscribe request
+        before = b.plis_received
+        video = streams_from(a, b, "video")[0]
+        keyframes = video.keyframes
+        for _ in range(10):  # a burst of requests
+            a.request_keyframe(video.mid)
+        await wait_for(lambda: b.plis_received > before, 2, "PLI at the publisher")
+        await wait_for(lambda: video.keyframes > keyframes, 2, "a keyframe")
+        await asyncio.sleep(0.8)
+        # One request went out; the others were satisfied by the keyframe that came.
+        assert b.plis_received - before == 1
