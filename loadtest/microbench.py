@@ -14,7 +14,9 @@ from typing import Any
 
 from sfu.config import LOOPBACK_NETWORKS, SfuConfig
 from sfu.participant import Participant
+from sfu.publication import Publication
 from sfu.rtp import build_rtp
+from sfu.sdp import DEFAULT_VP8
 
 
 class CountingSink:
@@ -54,10 +56,6 @@ def vp8_packets(count: int, ssrc: int, size: int = 1200, payload_type: int = 96)
 async def measure(subscribers: int, packets: int, rounds: int) -> dict[str, float]:
     config = SfuConfig(rtc_ips=("127.0.0.1",), allowed_networks=LOOPBACK_NETWORKS)
     publisher = Participant(NoRoom(), "pub", "pub", "employee", _no_send, config)  # type: ignore[arg-type]
-    from sfu.sdp import DEFAULT_VP8
-
-    from sfu.publication import Publication
-
     publication = Publication(
         publisher, "video", "video", "1", DEFAULT_VP8.payload_type, 90000, 500
     )
