@@ -1,9 +1,11 @@
 """A synthetic participant: joins like a browser, publishes generated RTP, receives undecoded.
 
 It uses the same signalling as the web page and aiortc's ICE/DTLS/SRTP (through the SFU's adapter),
-so everything between the socket and the forwarding path is exercised for real. Every payload it
-sends ends in a CRC-32 of the rest, so a receiver can prove that the SFU forwarded the payload
-byte for byte (a transcoding server could not keep it).
+so everything between the socket and the forwarding path is exercised for real. It publishes Opus-
+shaped audio (with audio levels) and VP8-shaped video, optionally as three simulcast layers with
+rids, RTX and transport-wide sequence numbers, like Chrome. Every payload it sends ends in a CRC-32
+of the rest, so a receiver can prove that the SFU forwarded the payload byte for byte (a
+transcoding server could not keep it); the byte before the CRC names the simulcast layer.
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ import aiohttp
 
 from sfu.aiortc_adapter import MediaTransport
 from sfu.rtcp import (
+    RTCP_RTPFB,
+    RTPFB_TWCC,
     FullIntraRequest,
     Nack,
     PictureLossIndication,
@@ -34,9 +38,13 @@ from sfu.rtcp import (
 )
 from sfu.rtp import build_rtp, parse_rtp
 from sfu.sdp import (
+    AUDIO_LEVEL_URI,
     DEFAULT_OPUS,
     DEFAULT_VP8,
     MID_URI,
+    REPAIRED_RID_URI,
+    RID_URI,
+    TWCC_URI,
     Codec,
     LocalMediaLine,
     LocalTransport,
@@ -49,16 +57,73 @@ from sfu.vp8 import vp8_is_keyframe
 
 AUDIO_PACKET_MS = 20
 VIDEO_FRAME_MS = 40  # 25 frames per second
+RTX_PAYLOAD_TYPE = 97
+AUDIO_LEVEL_ID, MID_ID, TWCC_ID, RID_ID, REPAIRED_RID_ID = 1, 4, 5, 10, 11
+EXTENSION_PACKETS = 10  # like Chrome: mid and rid only in the first packets of a stream
 
 
-def sealed_payload(prefix: bytes, size: int) -> bytes:
-    """`prefix` + filler + CRC-32 of everything before it."""
-    body = prefix + os.urandom(max(0, size - len(prefix) - 4))
-    return body + struct.pack("!I", zlib.crc32(body))
+@dataclass(frozen=True)
+class Layer:
+    rid: str
+    width: int
+    height: int
+    packets_per_frame: int
+    packet_size: int
 
 
-def payload_intact(payload: bytes) -> bool:
-    return len(payload) >= 4 and zlib.crc32(payload[:-4]) == struct.unpack("!I", payload[-4:])[0]
+SIMULCAST_LAYERS = (
+    Layer("q", 320, 180, 1, 600),
+    Layer("h", 640, 360, 2, 1000),
+    Layer("f", 1280, 720, 4, 1150),
+)
+SINGLE_LAYER = (Layer("", 640, 480, 3, 1100),)
+
+
+VP8_DESCRIPTOR_SIZE = 4  # X, I and a 15-bit picture id: the part an SFU may rewrite
+
+
+def sealed_payload(prefix: bytes, size: int, tail: bytes = b"", unsealed: int = 0) -> bytes:
+    """`prefix` + filler + `tail` + CRC-32 of everything before it but the first `unsealed`."""
+    body = prefix + os.urandom(max(0, size - len(prefix) - len(tail) - 4)) + tail
+    return body + struct.pack("!I", zlib.crc32(body[unsealed:]))
+
+
+def payload_intact(payload: bytes, unsealed: int = 0) -> bool:
+    """Whether the payload (but its first `unsealed` bytes) is exactly what was sent."""
+    if len(payload) < unsealed + 4:
+        return False
+    (sealed,) = struct.unpack("!I", payload[-4:])
+    return bool(zlib.crc32(payload[unsealed:-4]) == sealed)
+
+
+def vp8_picture_id(payload: bytes) -> int | None:
+    """The 15-bit picture id of a descriptor written by this module (X, I and M set)."""
+    if len(payload) >= 4 and payload[0] & 0x80 and payload[1] & 0x80 and payload[2] & 0x80:
+        return ((payload[2] & 0x7F) << 8) | payload[3]
+    return None
+
+
+@dataclass
+class OutgoingStream:
+    """One RTP stream this participant sends (audio, or one video layer)."""
+
+    kind: str
+    ssrc: int
+    payload_type: int
+    clock_rate: int
+    layer: int = 0
+    spec: Layer | None = None
+    rtx_ssrc: int | None = None
+    seq: int = field(default_factory=lambda: int.from_bytes(os.urandom(2), "big"))
+    rtx_seq: int = 0
+    ts_base: int = field(default_factory=lambda: int.from_bytes(os.urandom(4), "big"))
+    timestamp: int = 0
+    picture_id: int = field(default_factory=lambda: int.from_bytes(os.urandom(2), "big") & 0x7FFF)
+    packets_sent: int = 0
+    octets_sent: int = 0
+    keyframe_wanted: bool = True
+    active: bool = True
+    sent: dict[int, tuple[bytes, bool, int]] = field(default_factory=dict)
 
 
 @dataclass
@@ -80,6 +145,11 @@ class ReceivedStream:
     # SR RTP timestamp minus the newest packet's timestamp when the SR arrived (signed)
     sender_report_offsets: list[int] = field(default_factory=list)
     seqs: list[int] = field(default_factory=list)
+    layers: Counter[int] = field(default_factory=Counter)
+    last_layer: int | None = None
+    last_picture_id: int | None = None
+    picture_id_jumps: int = 0
+    last_packet_time: float = 0.0
 
 
 class SyntheticParticipant:
@@ -93,22 +163,35 @@ class SyntheticParticipant:
         host_address: str = "127.0.0.1",
         publish_audio: bool = True,
         publish_video: bool = True,
-        video_packet_size: int = 1100,
-        video_packets_per_frame: int = 3,
+        simulcast: bool = False,
         offer_delay_s: float = 0.0,
+        audio_level_dbov: int = 30,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.token = token
         self.publish_audio = publish_audio
         self.publish_video = publish_video
-        self.video_packet_size = video_packet_size
-        self.video_packets_per_frame = video_packets_per_frame
+        self.simulcast = simulcast
         self.offer_delay_s = offer_delay_s
+        self.audio_level_dbov = audio_level_dbov
         self.transport = MediaTransport(
             (host_address,), self._on_rtp, self._on_rtcp, self._on_state, controlling=True
         )
-        self.audio_ssrc = int.from_bytes(os.urandom(4), "big") or 1
-        self.video_ssrc = int.from_bytes(os.urandom(4), "big") or 2
+        self.audio = OutgoingStream("audio", _random_ssrc(), DEFAULT_OPUS.payload_type, 48000)
+        layers = SIMULCAST_LAYERS if simulcast else SINGLE_LAYER
+        self.video_layers = [
+            OutgoingStream(
+                "video",
+                _random_ssrc(),
+                DEFAULT_VP8.payload_type,
+                90000,
+                layer=index,
+                spec=spec,
+                rtx_ssrc=_random_ssrc(),
+            )
+            for index, spec in enumerate(layers)
+        ]
+        self._outgoing = {s.ssrc: s for s in [self.audio, *self.video_layers]}
         self.cname = os.urandom(6).hex()
         self.participant_id: str | None = None
         self.joined = asyncio.Event()
@@ -119,18 +202,23 @@ class SyntheticParticipant:
         self._streams_by_ssrc: dict[int, ReceivedStream] = {}
         self.plis_received = 0
         self.nacks_received = 0
-        self._keyframe_wanted = True
-        self._sent: dict[int, dict[int, bytes]] = {self.audio_ssrc: {}, self.video_ssrc: {}}
-        self._seq = {self.audio_ssrc: 1000, self.video_ssrc: 5000}
-        self._ts_base = {self.audio_ssrc: 12345, self.video_ssrc: 67890}
-        self._ts = dict(self._ts_base)
+        self.twcc_feedbacks = 0
+        self._transport_seq = 0
         self._media_clock_start = 0.0
-        self._packets_sent = Counter[int]()
+        self._candidates: list[str] = []
         self._session: aiohttp.ClientSession | None = None
         self._ws: aiohttp.ClientWebSocketResponse | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._lines: list[LocalMediaLine] = []
         self._closed = False
+
+    @property
+    def audio_ssrc(self) -> int:
+        return self.audio.ssrc
+
+    @property
+    def video_ssrc(self) -> int:
+        return self.video_layers[0].ssrc
 
     # -- signalling --------------------------------------------------------------------------
 
@@ -167,11 +255,19 @@ class SyntheticParticipant:
             await self._accept_answer(message["sdp"])
         elif kind == "offer":
             await self._answer_offer(message["sdp"], message.get("tracks", {}))
+        elif kind == "publisher_layers":
+            wanted = message.get("active", {})
+            for stream in self.video_layers:
+                if stream.spec is not None and stream.spec.rid in wanted:
+                    was_active = stream.active
+                    stream.active = bool(wanted[stream.spec.rid])
+                    if stream.active and not was_active:
+                        stream.keyframe_wanted = True
         elif kind == "error":
             self.errors.append(message)
 
     async def _send_offer(self) -> None:
-        candidates = await self.transport.gather()
+        self._candidates = await self.transport.gather()
         if self.publish_audio:
             self._lines.append(
                 LocalMediaLine(
@@ -179,28 +275,47 @@ class SyntheticParticipant:
                     kind="audio",
                     direction="sendonly",
                     codec=DEFAULT_OPUS,
-                    extensions=[(4, MID_URI)],
-                    ssrc=self.audio_ssrc,
+                    extensions=[
+                        (AUDIO_LEVEL_ID, AUDIO_LEVEL_URI),
+                        (MID_ID, MID_URI),
+                        (TWCC_ID, TWCC_URI),
+                    ],
+                    ssrc=self.audio.ssrc,
                     cname=self.cname,
                     stream_id="synthetic",
                     track_id="audio",
                 )
             )
         if self.publish_video:
+            video = Codec(
+                96,
+                "VP8",
+                90000,
+                None,
+                None,
+                DEFAULT_VP8.rtcp_fb,
+                RTX_PAYLOAD_TYPE,
+            )
+            rids = [s.spec.rid for s in self.video_layers if s.spec is not None and s.spec.rid]
             self._lines.append(
                 LocalMediaLine(
                     mid=str(len(self._lines)),
                     kind="video",
                     direction="sendonly",
-                    codec=DEFAULT_VP8,
-                    extensions=[(4, MID_URI)],
-                    ssrc=self.video_ssrc,
+                    codec=video,
+                    extensions=[
+                        (MID_ID, MID_URI),
+                        (TWCC_ID, TWCC_URI),
+                        (RID_ID, RID_URI),
+                        (REPAIRED_RID_ID, REPAIRED_RID_URI),
+                    ],
+                    ssrc=None if rids else self.video_layers[0].ssrc,
                     cname=self.cname,
                     stream_id="synthetic",
                     track_id="video",
+                    rids=rids,
                 )
             )
-        self._candidates = candidates
         await self._send({"type": "offer", "sdp": self._describe("actpass")})
 
     def _describe(self, setup: str) -> str:
@@ -302,10 +417,27 @@ class SyntheticParticipant:
             return
         stream.packets += 1
         stream.bytes += len(packet.payload)
-        if not payload_intact(packet.payload):
+        stream.last_packet_time = time.monotonic()
+        payload = packet.payload
+        unsealed = VP8_DESCRIPTOR_SIZE if stream.kind == "video" else 0
+        if not payload_intact(payload, unsealed):
             stream.corrupt_payloads += 1
-        if stream.kind == "video" and vp8_is_keyframe(packet.payload):
-            stream.keyframes += 1
+        if stream.kind == "video":
+            if vp8_is_keyframe(payload):
+                stream.keyframes += 1
+            if len(payload) >= 5:
+                layer = payload[-5]
+                stream.layers[layer] += 1
+                stream.last_layer = layer
+            picture_id = vp8_picture_id(payload)
+            newest = (
+                stream.highest_seq is None or ((packet.seq - stream.highest_seq) & 0xFFFF) < 0x8000
+            )
+            if picture_id is not None and newest:
+                previous = stream.last_picture_id
+                if previous is not None and ((picture_id - previous) & 0x7FFF) > 1:
+                    stream.picture_id_jumps += 1
+                stream.last_picture_id = picture_id
         if stream.highest_seq is not None and ((packet.seq - stream.highest_seq) & 0xFFFF) > 0x8000:
             stream.out_of_order += 1
         else:
@@ -315,18 +447,20 @@ class SyntheticParticipant:
             stream.seqs.append(packet.seq)
 
     def _on_rtcp(self, data: bytes) -> None:
+        self._count_twcc(data)
         try:
             for message in parse_rtcp(data):
-                if isinstance(message, PictureLossIndication | FullIntraRequest):
-                    self.plis_received += 1
-                    self._keyframe_wanted = True
+                if isinstance(message, PictureLossIndication):
+                    self._keyframe_request(message.media_ssrc)
+                elif isinstance(message, FullIntraRequest):
+                    for ssrc in message.media_ssrcs:
+                        self._keyframe_request(ssrc)
                 elif isinstance(message, Nack):
                     self.nacks_received += 1
-                    sent = self._sent.get(message.media_ssrc, {})
-                    for seq in message.lost:
-                        packet = sent.get(seq)
-                        if packet is not None:
-                            self.transport.send_rtp(packet)
+                    outgoing = self._outgoing.get(message.media_ssrc)
+                    if outgoing is not None:
+                        for seq in message.lost:
+                            self._retransmit(outgoing, seq)
                 elif isinstance(message, SenderReport):
                     stream = self._streams_by_ssrc.get(message.ssrc)
                     if stream is not None:
@@ -339,38 +473,87 @@ class SyntheticParticipant:
         except RtcpError:
             pass
 
-    def _send_packet(self, ssrc: int, payload_type: int, payload: bytes, marker: bool) -> None:
-        seq = self._seq[ssrc] & 0xFFFF
-        self._seq[ssrc] += 1
+    def _count_twcc(self, data: bytes) -> None:
+        offset = 0
+        while offset + 4 <= len(data):
+            if data[offset + 1] == RTCP_RTPFB and data[offset] & 0x1F == RTPFB_TWCC:
+                self.twcc_feedbacks += 1
+            offset += 4 * (struct.unpack_from("!H", data, offset + 2)[0] + 1)
+
+    def _keyframe_request(self, ssrc: int) -> None:
+        outgoing = self._outgoing.get(ssrc)
+        if outgoing is not None and outgoing.kind == "video":
+            self.plis_received += 1
+            outgoing.keyframe_wanted = True
+
+    def _extensions(
+        self, stream: OutgoingStream, repaired: bool = False
+    ) -> list[tuple[int, bytes]]:
+        self._transport_seq = (self._transport_seq + 1) & 0xFFFF
+        extensions = [(TWCC_ID, struct.pack("!H", self._transport_seq))]
+        if stream.kind == "audio":
+            level = self.audio_level_dbov
+            extensions.append((AUDIO_LEVEL_ID, bytes([(0x80 if level < 127 else 0) | level])))
+        if stream.packets_sent < EXTENSION_PACKETS or repaired:
+            mid = "0" if stream.kind == "audio" else ("1" if self.publish_audio else "0")
+            extensions.append((MID_ID, mid.encode()))
+            if stream.spec is not None and stream.spec.rid:
+                rid_id = REPAIRED_RID_ID if repaired else RID_ID
+                extensions.append((rid_id, stream.spec.rid.encode()))
+        return extensions
+
+    def _send_packet(self, stream: OutgoingStream, payload: bytes, marker: bool) -> None:
+        seq = stream.seq & 0xFFFF
+        stream.seq += 1
         packet = build_rtp(
-            payload_type=payload_type,
+            payload_type=stream.payload_type,
             seq=seq,
-            timestamp=self._ts[ssrc],
-            ssrc=ssrc,
+            timestamp=stream.timestamp,
+            ssrc=stream.ssrc,
             payload=payload,
             marker=marker,
+            extensions=self._extensions(stream),
         )
-        sent = self._sent[ssrc]
-        sent[seq] = packet
-        sent.pop((seq - 512) & 0xFFFF, None)
-        self._packets_sent[ssrc] += 1
+        stream.sent[seq] = (payload, marker, stream.timestamp)
+        stream.sent.pop((seq - 512) & 0xFFFF, None)
+        stream.packets_sent += 1
+        stream.octets_sent += len(payload)
         self.transport.send_rtp(packet)
 
+    def _retransmit(self, stream: OutgoingStream, seq: int) -> None:
+        """Resend in RTX (RFC 4588) for video, as Chrome does; audio is not retransmitted."""
+        kept = stream.sent.get(seq)
+        if kept is None or stream.rtx_ssrc is None:
+            return
+        payload, marker, timestamp = kept
+        stream.rtx_seq = (stream.rtx_seq + 1) & 0xFFFF
+        self.transport.send_rtp(
+            build_rtp(
+                payload_type=RTX_PAYLOAD_TYPE,
+                seq=stream.rtx_seq,
+                timestamp=timestamp,
+                ssrc=stream.rtx_ssrc,
+                payload=struct.pack("!H", seq) + payload,
+                marker=marker,
+                extensions=self._extensions(stream, repaired=True),
+            )
+        )
+
     async def _publish_loop(self) -> None:
-        """Audio every 20 ms, a video frame every 40 ms; timestamps follow the send schedule."""
+        """Audio every 20 ms, video frames every 40 ms; timestamps follow the send schedule."""
         start = time.monotonic()
         self._media_clock_start = start
         tick = 0
         next_report = start
         while not self._closed:
             if self.publish_audio:
-                self._ts[self.audio_ssrc] = self._ts_base[self.audio_ssrc] + tick * 960
-                self._send_packet(
-                    self.audio_ssrc, DEFAULT_OPUS.payload_type, sealed_payload(b"\xfc", 80), False
-                )
+                self.audio.timestamp = self.audio.ts_base + tick * 960
+                self._send_packet(self.audio, sealed_payload(b"\xfc", 80), False)
             if self.publish_video and tick % (VIDEO_FRAME_MS // AUDIO_PACKET_MS) == 0:
-                self._ts[self.video_ssrc] = self._ts_base[self.video_ssrc] + tick * 90 * 20
-                self._send_frame()
+                for stream in self.video_layers:
+                    if stream.active:
+                        stream.timestamp = stream.ts_base + tick * 90 * AUDIO_PACKET_MS
+                        self._send_frame(stream)
             now = time.monotonic()
             if now >= next_report:
                 next_report = now + 1.0
@@ -378,36 +561,62 @@ class SyntheticParticipant:
             tick += 1
             await asyncio.sleep(max(0.0, start + tick * AUDIO_PACKET_MS / 1000 - time.monotonic()))
 
-    def _send_frame(self) -> None:
-        keyframe = self._keyframe_wanted
-        self._keyframe_wanted = False
-        for index in range(self.video_packets_per_frame):
-            descriptor = bytes([0x10 if index == 0 else 0x00])
-            header = bytes([0x00 if keyframe else 0x01]) if index == 0 else b""
+    def _send_frame(self, stream: OutgoingStream) -> None:
+        spec = stream.spec
+        assert spec is not None
+        keyframe = stream.keyframe_wanted
+        stream.keyframe_wanted = False
+        stream.picture_id = (stream.picture_id + 1) & 0x7FFF
+        for index in range(spec.packets_per_frame):
+            descriptor = bytes(
+                [
+                    0x90 if index == 0 else 0x80,
+                    0x80,
+                    0x80 | (stream.picture_id >> 8),
+                    stream.picture_id & 0xFF,
+                ]
+            )
+            header = b""
+            if index == 0:
+                header = b"\x00\x00\x00" if keyframe else b"\x01\x00\x00"
+                if keyframe:
+                    header += b"\x9d\x01\x2a" + struct.pack("<HH", spec.width, spec.height)
             self._send_packet(
-                self.video_ssrc,
-                DEFAULT_VP8.payload_type,
-                sealed_payload(descriptor + header, self.video_packet_size),
-                index == self.video_packets_per_frame - 1,
+                stream,
+                sealed_payload(
+                    descriptor + header,
+                    spec.packet_size,
+                    bytes([stream.layer]),
+                    unsealed=VP8_DESCRIPTOR_SIZE,
+                ),
+                index == spec.packets_per_frame - 1,
             )
 
     def _send_sender_reports(self, now: float) -> None:
         """Sender reports that map the media clock (send schedule) to wall-clock time."""
         elapsed = now - self._media_clock_start
         report = b""
-        for ssrc, rate in ((self.audio_ssrc, 48000), (self.video_ssrc, 90000)):
-            if self._packets_sent[ssrc]:
-                rtp_timestamp = self._ts_base[ssrc] + int(elapsed * rate)
+        for stream in self._outgoing.values():
+            if stream.packets_sent:
+                rtp_timestamp = stream.ts_base + int(elapsed * stream.clock_rate)
                 report += build_sender_report(
-                    ssrc, ntp_from_unix(time.time()), rtp_timestamp, self._packets_sent[ssrc], 0
+                    stream.ssrc,
+                    ntp_from_unix(time.time()),
+                    rtp_timestamp,
+                    stream.packets_sent,
+                    stream.octets_sent,
                 )
         if report:
-            self.transport.send_rtcp(report + build_sdes_cname(self.audio_ssrc, self.cname))
+            self.transport.send_rtcp(report + build_sdes_cname(self.audio.ssrc, self.cname))
 
     def request_keyframe(self, mid: str) -> None:
         stream = self.streams.get(mid)
         if stream is not None and stream.ssrc is not None:
-            self.transport.send_rtcp(build_pli(self.video_ssrc, stream.ssrc))
+            self.transport.send_rtcp(build_pli(self.audio.ssrc, stream.ssrc))
+
+    async def send_layout(self, layout: dict[str, tuple[int, int, bool]]) -> None:
+        tracks = {mid: {"width": w, "height": h, "visible": v} for mid, (w, h, v) in layout.items()}
+        await self._send({"type": "video_layout", "tracks": tracks})
 
     async def send_raw(self, message: dict[str, Any]) -> None:
         await self._send(message)
@@ -432,3 +641,7 @@ class SyntheticParticipant:
         await self.transport.close()
         if self._session is not None:
             await self._session.close()
+
+
+def _random_ssrc() -> int:
+    return int.from_bytes(os.urandom(4), "big") or 1

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import struct
 from collections import Counter
 from typing import Protocol
 
 from sfu.drop_reason import DropReason
-from sfu.layer_selector import LayerSelector
+from sfu.layer_selector import NO_LAYER, LayerSelector
 from sfu.publication import Publication, PublishedStream
 from sfu.rewriter import RtpRewriter
 from sfu.rtcp import build_sender_report
 from sfu.rtp import RTP_HEADER, RtpPacketView
+from sfu.vp8 import Vp8Munger
+
+# Fixed header plus a one-byte-header extension block holding only abs-send-time (3 bytes).
+RTP_HEADER_WITH_ABS_SEND_TIME = struct.Struct("!BBHIIHHI")
 
 
 class RtpSink(Protocol):
@@ -22,16 +27,21 @@ class RtpSink(Protocol):
 class DownTrack:
     """Writes the packets of one publication with the subscriber's SSRC, payload type, numbering.
 
-    Header extensions are not copied: the subscriber gets a plain 12-byte header, the payload is
-    the publisher's, byte for byte.
+    The publisher's header extensions are not copied: the subscriber gets a fresh header (with
+    abs-send-time for video, so its browser can estimate the downlink and send REMB); the payload
+    is the publisher's, with only the VP8 picture numbering rewritten after a layer switch.
     """
 
     __slots__ = (
+        "_abs_send_time_word",
         "_source",
         "active",
         "bytes_sent",
         "drops",
+        "fraction_lost",
+        "layer_switches",
         "mid",
+        "munger",
         "packets_sent",
         "payload_bytes_sent",
         "payload_type",
@@ -41,6 +51,7 @@ class DownTrack:
         "selector",
         "ssrc",
         "transport",
+        "wanted_layer",
     )
 
     def __init__(
@@ -52,6 +63,7 @@ class DownTrack:
         transport: RtpSink,
         initial_seq: int,
         initial_timestamp: int,
+        abs_send_time_id: int | None = None,
     ) -> None:
         self.publication = publication
         self.mid = mid
@@ -59,16 +71,40 @@ class DownTrack:
         self.payload_type = payload_type
         self.transport = transport
         self.rewriter = RtpRewriter(publication.clock_rate, initial_seq, initial_timestamp)
-        self.selector = LayerSelector(needs_keyframe=publication.kind == "video")
+        is_video = publication.kind == "video"
+        top = publication.layer_count - 1
+        self.selector = LayerSelector(needs_keyframe=is_video, preferred_layer=top)
+        self.munger = Vp8Munger() if is_video else None
+        # Top four bits id, then length-1 (2): the extension element's first byte, shifted in place.
+        self._abs_send_time_word = (
+            ((abs_send_time_id << 4) | 2) << 24 if is_video and abs_send_time_id else 0
+        )
+        self.wanted_layer = top  # the allocator's choice before "what is flowing" is applied
         self.active = False  # negotiated with the subscriber and its transport is connected
         self._source = -1
         self.packets_sent = 0
         self.bytes_sent = 0
         self.payload_bytes_sent = 0
         self.retransmissions = 0
+        self.layer_switches = 0
+        self.fraction_lost = 0.0
         self.drops: Counter[DropReason] = Counter()
 
-    def forward(self, stream: PublishedStream, packet: RtpPacketView, now_ms: int) -> bytes | None:
+    @property
+    def kind(self) -> str:
+        return self.publication.kind
+
+    @property
+    def current_layer(self) -> int:
+        return self.selector.current_layer
+
+    @property
+    def target_layer(self) -> int:
+        return self.selector.target_layer
+
+    def forward(
+        self, stream: PublishedStream, packet: RtpPacketView, now_ms: int, abs_send_time: int = 0
+    ) -> bytes | None:
         """The packet as this subscriber must receive it, or None (reason counted in `drops`)."""
         if not self.active:
             self.drops[DropReason.TRANSPORT_NOT_READY] += 1
@@ -78,35 +114,99 @@ class DownTrack:
             self.rewriter.skip(source, packet.ext_seq)
             self.drops[DropReason.PADDING_ONLY] += 1
             return None
-        if source != self._source:
-            # First packet, or the publisher restarted: a video decoder needs a keyframe first.
-            self.selector.reset()
-        reason = self.selector.select(stream.layer, packet.is_keyframe)
-        if reason:
-            self.drops[reason] += 1
-            return None
-        self._source = source
+        selector = self.selector
+        if (
+            source != self._source
+            or stream.layer != selector.current_layer
+            or selector.target_layer == NO_LAYER
+        ):
+            # Not the steady state: starting, switching, paused, or the publisher restarted.
+            if not self._select(stream, packet):
+                return None
         mapped = self.rewriter.rewrite(source, packet.ext_seq, packet.timestamp, now_ms)
         if mapped is None:
             self.drops[DropReason.TOO_OLD] += 1
             return None
-        out = self._write(packet, mapped[0], mapped[1])
+        payload = packet.payload
+        munger = self.munger
+        if munger is not None and (munger.picture_id_offset or munger.tl0_offset):
+            payload = munger.rewrite(payload)
+        word = self._abs_send_time_word
+        if word:
+            header = RTP_HEADER_WITH_ABS_SEND_TIME.pack(
+                0xB0 if packet.padding_size else 0x90,
+                (0x80 if packet.marker else 0) | self.payload_type,
+                mapped[0],
+                mapped[1],
+                self.ssrc,
+                0xBEDE,
+                1,
+                word | (abs_send_time & 0xFFFFFF),
+            )
+        else:
+            header = RTP_HEADER.pack(
+                0xA0 if packet.padding_size else 0x80,
+                (0x80 if packet.marker else 0) | self.payload_type,
+                mapped[0],
+                mapped[1],
+                self.ssrc,
+            )
+        out = header + payload
         self.packets_sent += 1
         self.bytes_sent += len(out)
-        self.payload_bytes_sent += len(packet.payload)
+        self.payload_bytes_sent += len(payload)
         return out
 
-    def _write(self, packet: RtpPacketView, seq: int, timestamp: int) -> bytes:
-        header = RTP_HEADER.pack(
-            0xA0 if packet.padding_size else 0x80,
-            (0x80 if packet.marker else 0) | self.payload_type,
-            seq,
-            timestamp,
-            self.ssrc,
-        )
-        return header + packet.payload
+    def _select(self, stream: PublishedStream, packet: RtpPacketView) -> bool:
+        """Layer selection outside the steady state; True when the packet is to be forwarded."""
+        selector = self.selector
+        source = stream.source_id
+        if source != self._source and stream.layer == selector.current_layer:
+            selector.reset()  # the publisher restarted this layer: a decoder needs a keyframe
+        previous = selector.current_layer
+        reason = selector.select(stream.layer, packet.is_keyframe)
+        if reason:
+            self.drops[reason] += 1
+            return False
+        if source != self._source:
+            if self.munger is not None:
+                self.munger.switch(self._last_forwarded_payload(), packet.payload)
+            if previous != NO_LAYER:
+                self.layer_switches += 1
+            self._source = source
+        return True
 
-    def retransmit(self, lost_seqs: tuple[int, ...]) -> list[bytes]:
+    def _last_forwarded_payload(self) -> bytes | None:
+        """The payload (as received) of the newest packet forwarded so far, from its buffer."""
+        stream = self.publication.stream_by_source(self._source)
+        if stream is None:
+            return None
+        packet = stream.buffer.get(self.rewriter.highest_in_ext_seq)
+        return packet.payload if packet is not None else None
+
+    def _write(
+        self, packet: RtpPacketView, payload: bytes, seq: int, timestamp: int, abs_send_time: int
+    ) -> bytes:
+        second = (0x80 if packet.marker else 0) | self.payload_type
+        word = self._abs_send_time_word
+        if word:
+            header = RTP_HEADER_WITH_ABS_SEND_TIME.pack(
+                0xB0 if packet.padding_size else 0x90,
+                second,
+                seq,
+                timestamp,
+                self.ssrc,
+                0xBEDE,
+                1,
+                word | (abs_send_time & 0xFFFFFF),
+            )
+        else:
+            header = RTP_HEADER.pack(
+                0xA0 if packet.padding_size else 0x80, second, seq, timestamp, self.ssrc
+            )
+        return header + payload
+
+    def retransmit(self, lost_seqs: tuple[int, ...], abs_send_time: int = 0) -> list[bytes]:
         """Packets to send again for a subscriber's NACK, from the publication's buffers."""
         result = []
         for out_seq in lost_seqs:
@@ -120,7 +220,11 @@ class DownTrack:
             packet = stream.buffer.get(in_ext_seq)
             if packet is None:
                 continue
-            result.append(self._write(packet, out_seq, (packet.timestamp + ts_offset) & 0xFFFFFFFF))
+            payload = packet.payload
+            if self.munger is not None:
+                payload = self.munger.rewrite(payload)
+            timestamp = (packet.timestamp + ts_offset) & 0xFFFFFFFF
+            result.append(self._write(packet, payload, out_seq, timestamp, abs_send_time))
         self.retransmissions += len(result)
         return result
 

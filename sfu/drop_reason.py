@@ -10,7 +10,8 @@ class DropReason(enum.IntEnum):
     WAITING_FOR_KEYFRAME = 1
     PADDING_ONLY = 2
     TOO_OLD = 3
-    NOT_SUBSCRIBED = 4
+    LAYER_NOT_SELECTED = 4
     TRANSPORT_NOT_READY = 5
     UNKNOWN_STREAM = 6
     MALFORMED = 7
+    PAUSED = 8

@@ -1,7 +1,9 @@
 """Which incoming layer a subscriber gets, and when it may switch (pure, no I/O).
 
-Layers are numbered from 0 (lowest). A video subscriber can only start or switch on a keyframe of
-the target layer; until then the current layer (if any) keeps flowing.
+Layers are numbered from 0 (lowest). `preferred_layer` is what the subscriber's screen could use,
+`target_layer` what the allocator decided (NO_LAYER: paused), `current_layer` what is forwarded now.
+A video subscriber can only start or switch on a keyframe of the target layer; until then the
+current layer keeps flowing.
 """
 
 from __future__ import annotations
@@ -22,7 +24,11 @@ class LayerSelector:
 
     @property
     def waiting_for_keyframe(self) -> bool:
-        return self.needs_keyframe and self.current_layer != self.target_layer
+        return (
+            self.needs_keyframe
+            and self.target_layer != NO_LAYER
+            and self.current_layer != self.target_layer
+        )
 
     def set_target(self, layer: int) -> None:
         self.target_layer = layer
@@ -33,15 +39,16 @@ class LayerSelector:
 
     def select(self, layer: int, is_keyframe: bool) -> DropReason:
         """Decide for one packet of `layer`. DropReason.NONE means forward it."""
-        if layer == self.current_layer and (
-            not self.needs_keyframe or self.current_layer == self.target_layer
-        ):
+        target = self.target_layer
+        if target == NO_LAYER:
+            self.current_layer = NO_LAYER
+            return DropReason.PAUSED
+        current = self.current_layer
+        if layer == current:
             return DropReason.NONE
-        if layer == self.target_layer and (is_keyframe or not self.needs_keyframe):
+        if layer == target and (is_keyframe or not self.needs_keyframe):
             self.current_layer = layer
             return DropReason.NONE
-        if layer == self.current_layer:
-            return DropReason.NONE  # keep the current layer until the target's keyframe
-        if self.current_layer == NO_LAYER:
+        if current == NO_LAYER:
             return DropReason.WAITING_FOR_KEYFRAME
-        return DropReason.NOT_SUBSCRIBED
+        return DropReason.LAYER_NOT_SELECTED

@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from sfu.aiortc_adapter import MediaTransport
+from sfu.allocation import LOW_BANDWIDTH_BPS, BandwidthAllocator, VideoDemand, layer_for_size
 from sfu.config import SfuConfig
 from sfu.downtrack import DownTrack
 from sfu.errors import SignallingError
@@ -25,6 +26,8 @@ from sfu.rtcp import (
     FullIntraRequest,
     Nack,
     PictureLossIndication,
+    ReceiverReport,
+    Remb,
     RtcpError,
     SenderReport,
     build_bye,
@@ -37,9 +40,15 @@ from sfu.rtcp import (
 )
 from sfu.rtp import RtpPacketView, parse_rtp, read_header_extension
 from sfu.sdp import (
+    ABS_SEND_TIME_URI,
+    AUDIO_LEVEL_URI,
     DEFAULT_OPUS,
     DEFAULT_VP8,
     MID_URI,
+    REPAIRED_RID_URI,
+    RID_URI,
+    SEND_VIDEO_FEEDBACK,
+    TWCC_URI,
     Codec,
     LocalMediaLine,
     LocalTransport,
@@ -50,6 +59,7 @@ from sfu.sdp import (
     read_offer,
 )
 from sfu.seq import SEQ_MODULO
+from sfu.twcc import TwccRecorder
 
 if TYPE_CHECKING:
     from sfu.room import Room
@@ -59,6 +69,9 @@ logger = logging.getLogger(__name__)
 SendMessage = Callable[[dict[str, object]], Awaitable[None]]
 TICK_MS = 50
 REPORT_INTERVAL_MS = 1000
+ALLOCATION_INTERVAL_MS = 500
+LAYER_PAUSE_AFTER_MS = 3000
+AUDIO_BITRATE_BPS = 40_000
 MAX_REMOTE_CANDIDATES = 32
 SSRC = struct.Struct("!I")
 
@@ -103,8 +116,23 @@ class Participant:
         self._local_candidates: list[str] = []
         self.publications: dict[str, Publication] = {}  # by mid
         self._streams: dict[int, PublishedStream] = {}  # by incoming SSRC
+        self._rtx_streams: dict[int, PublishedStream] = {}  # by incoming RTX SSRC
         self._publication_by_pt: dict[int, Publication] = {}
         self._mid_extension_id: int | None = None
+        self._rid_extension_id: int | None = None
+        self._repaired_rid_extension_id: int | None = None
+        self._twcc_extension_id: int | None = None
+        self._audio_level_extension_id: int | None = None
+        self._abs_send_time_id: int | None = None
+        self._twcc = TwccRecorder()
+        # Downlink: the subscriber's browser estimate (REMB), the page's layout, audio-only mode.
+        self.downlink_estimate_bps: int | None = None
+        self._allocator = BandwidthAllocator()
+        self._layout: dict[str, tuple[int, int, bool]] = {}  # mid -> (width, height, visible)
+        self.audio_only = False
+        self._low_bandwidth = False
+        self._next_allocation_ms = 0
+        self._layer_unwanted_since: dict[tuple[str, int], int] = {}
         self.downtracks: dict[str, DownTrack] = {}  # by mid in this participant's SDP
         self._downtracks_by_ssrc: dict[int, DownTrack] = {}
         self._lines: list[LocalMediaLine] = []
@@ -128,6 +156,7 @@ class Participant:
         self._grace_task: asyncio.Task[None] | None = None
         self._timer_task: asyncio.Task[None] | None = None
         self._next_report_ms = 0
+        self._last_report_ms = 0
         self.rtcp_errors = 0
         self._remote_candidates = 0
 
@@ -212,10 +241,18 @@ class Participant:
         if self._offered:
             raise SignallingError("unexpected_message", "only one offer per connection is allowed")
         try:
-            remote, offered = read_offer(parse_sdp(sdp))
+            description = parse_sdp(sdp)
+            remote, offered = read_offer(description)
         except SdpError as exc:
             raise SignallingError("bad_sdp", str(exc)) from exc
         self._offered = True
+        self._abs_send_time_id = _abs_send_time_id(
+            {
+                uri: ext_id
+                for section in description.media
+                for uri, ext_id in section.extmap().items()
+            }
+        )
         for media in offered:
             line = LocalMediaLine(
                 mid=media.mid,
@@ -225,6 +262,7 @@ class Participant:
                 extensions=media.extensions,
                 proto=media.proto,
                 formats=media.formats,
+                rids=media.rids,
             )
             self._lines.append(line)
             codec = media.codec
@@ -237,6 +275,14 @@ class Participant:
             for ext_id, uri in media.extensions:
                 if uri == MID_URI:
                     self._mid_extension_id = ext_id
+                elif uri == RID_URI:
+                    self._rid_extension_id = ext_id
+                elif uri == REPAIRED_RID_URI:
+                    self._repaired_rid_extension_id = ext_id
+                elif uri == TWCC_URI:
+                    self._twcc_extension_id = ext_id
+                elif uri == AUDIO_LEVEL_URI:
+                    self._audio_level_extension_id = ext_id
             if media.direction != "recvonly":
                 continue
             publication = Publication(
@@ -247,11 +293,19 @@ class Participant:
                 payload_type=codec.payload_type,
                 clock_rate=codec.clock_rate,
                 keyframe_interval_ms=self.config.keyframe_request_interval_ms,
+                rids=media.rids,
+                rtx_payload_type=codec.rtx_payload_type,
             )
             self.publications[media.mid] = publication
             self._publication_by_pt[codec.payload_type] = publication
-            if media.ssrcs:
-                self._streams[media.ssrcs[0]] = publication.add_stream(media.ssrcs[0])
+            if codec.rtx_payload_type is not None:
+                self._publication_by_pt[codec.rtx_payload_type] = publication
+            if media.ssrcs and not media.rids:
+                stream = publication.add_stream(media.ssrcs[0])
+                self._streams[media.ssrcs[0]] = stream
+                if len(media.ssrcs) > 1 and codec.rtx_payload_type is not None:
+                    stream.rtx_ssrc = media.ssrcs[1]
+                    self._rtx_streams[media.ssrcs[1]] = stream
         self.transport.start(
             remote.ice_ufrag, remote.ice_pwd, remote.fingerprint_algorithm, remote.fingerprint
         )
@@ -376,7 +430,22 @@ class Participant:
         for existing in self.downtracks.values():
             if existing.publication is publication:
                 return existing
-        codec: Codec = self._audio_codec if publication.kind == "audio" else self._video_codec
+        if publication.kind == "audio":
+            codec = Codec(
+                self._audio_codec.payload_type,
+                "opus",
+                self._audio_codec.clock_rate,
+                self._audio_codec.channels,
+                self._audio_codec.fmtp,
+            )
+            extensions: list[tuple[int, str]] = []
+        else:
+            codec = Codec(
+                self._video_codec.payload_type, "VP8", 90000, None, None, SEND_VIDEO_FEEDBACK
+            )
+            extensions = (
+                [(self._abs_send_time_id, ABS_SEND_TIME_URI)] if self._abs_send_time_id else []
+            )
         mid = self._allocate_mid()
         ssrc = random_ssrc(self._ssrcs)
         downtrack = DownTrack(
@@ -387,6 +456,7 @@ class Participant:
             transport=self.transport,
             initial_seq=secrets.randbits(16),
             initial_timestamp=secrets.randbits(32),
+            abs_send_time_id=self._abs_send_time_id,
         )
         self._lines.append(
             LocalMediaLine(
@@ -394,6 +464,7 @@ class Participant:
                 kind=publication.kind,
                 direction="sendonly",
                 codec=codec,
+                extensions=extensions,
                 ssrc=ssrc,
                 cname=publication.publisher.cname,
                 stream_id=publication.publisher.id,
@@ -411,6 +482,8 @@ class Participant:
             downtrack.publication.downtracks.remove(downtrack)
         self.downtracks.pop(downtrack.mid, None)
         self._negotiated_mids.discard(downtrack.mid)
+        self._layout.pop(downtrack.mid, None)
+        self._allocator.forget(downtrack.mid)
         self._downtracks_by_ssrc.pop(downtrack.ssrc, None)
         for line in self._lines:
             if line.mid == downtrack.mid:
@@ -429,7 +502,8 @@ class Participant:
         ):
             return
         downtrack.active = True
-        downtrack.publication.request_keyframe(now_ms())
+        self._next_allocation_ms = 0  # decide its layer at the next tick
+        downtrack.publication.request_keyframe(now_ms(), downtrack.target_layer)
 
     def _on_transport_state(self, state: str) -> None:
         if state == "connected":
@@ -444,50 +518,89 @@ class Participant:
     # -- media (hot path) --------------------------------------------------------------------
 
     def _on_rtp(self, data: bytes, arrival_time_ms: int) -> None:
-        now = now_ms()
+        now_ns = time.monotonic_ns()
+        now = now_ns // 1_000_000
         self.last_packet_ms = now
-        if len(data) < 12:
-            return
-        stream = self._streams.get(SSRC.unpack_from(data, 8)[0])
         packet = parse_rtp(data)
         if packet is None:
             return
+        extension = packet.extension
+        if extension and self._twcc_extension_id is not None:
+            value = read_header_extension(
+                packet.extension_profile, extension, self._twcc_extension_id
+            )
+            if value is not None and len(value) == 2:
+                self._twcc.record((value[0] << 8) | value[1], now_ns // 1000)
+        stream = self._streams.get(packet.ssrc)
         if stream is None:
-            stream = self._learn_stream(packet)
+            stream = self._rtx_streams.get(packet.ssrc)
             if stream is None:
-                return
+                stream = self._learn_stream(packet)
+                if stream is None:
+                    return
+            if stream.ssrc != packet.ssrc:  # a retransmission in RTX (RFC 4588)
+                restored = _unwrap_rtx(packet, stream)
+                if restored is None:
+                    return
+                packet = restored
+        publication = stream.publication
+        if self._audio_level_extension_id is not None and extension and not stream.is_video:
+            level = read_header_extension(
+                packet.extension_profile, extension, self._audio_level_extension_id
+            )
+            if level:
+                self.room.speaker.level(self.id, level[0] & 0x7F, now)
         restarts = stream.restarts
         if not stream.receive(packet, now):
             return
         if stream.restarts != restarts:
-            stream.publication.request_keyframe(now)
-        elif packet.is_keyframe:
-            stream.publication.keyframe_throttle.keyframe_received()
-        for downtrack in stream.publication.downtracks:
-            out = downtrack.forward(stream, packet, now)
+            publication.request_keyframe(now, stream.layer)
+        abs_send_time = ((now_ns // 1000) << 18) // 1_000_000
+        for downtrack in publication.downtracks:
+            out = downtrack.forward(stream, packet, now, abs_send_time)
             if out is not None:
                 downtrack.transport.send_rtp(out)
 
     def _learn_stream(self, packet: RtpPacketView) -> PublishedStream | None:
-        """An SSRC not in the SDP: find its publication by the mid extension or payload type."""
-        publication = None
-        if self._mid_extension_id is not None and packet.extension:
-            mid = read_header_extension(
-                packet.extension_profile, packet.extension, self._mid_extension_id
-            )
-            if mid is not None:
-                publication = self.publications.get(mid.decode(errors="replace"))
+        """An SSRC not in the SDP: find its publication and layer from header extensions.
+
+        Chrome sends the mid and rid extensions only in the first packets of a stream, so the
+        mapping is remembered. An RTX stream names its layer with the repaired rid.
+        """
+        mid = self._extension_text(packet, self._mid_extension_id)
+        publication = self.publications.get(mid) if mid is not None else None
         if publication is None:
             publication = self._publication_by_pt.get(packet.payload_type)
-        if publication is None or len(publication.streams) >= 8:
+        if publication is None or len(publication.streams) + len(self._rtx_streams) >= 16:
             return None
-        stream = publication.add_stream(packet.ssrc)
+        repaired = self._extension_text(packet, self._repaired_rid_extension_id)
+        if repaired is not None or packet.payload_type == publication.rtx_payload_type:
+            layer = publication.layer_of_rid(repaired) if repaired is not None else 0
+            media = publication.layers[layer] if 0 <= layer < publication.layer_count else None
+            if media is None:
+                return None  # the media stream of that layer is not known yet
+            media.rtx_ssrc = packet.ssrc
+            self._rtx_streams[packet.ssrc] = media
+            return media
+        layer = 0
+        rid = ""
+        if publication.rids:
+            rid = self._extension_text(packet, self._rid_extension_id) or ""
+            layer = publication.layer_of_rid(rid)
+            if layer < 0:
+                return None
+        stream = publication.add_stream(packet.ssrc, layer, rid)
         self._streams[packet.ssrc] = stream
-        if publication.streams and len(publication.streams) > 1:
-            # A new SSRC for a known track: the publisher restarted its stream.
-            stream.restart()
-            publication.request_keyframe(now_ms())
+        if stream.restarts:
+            publication.request_keyframe(now_ms(), layer)
         return stream
+
+    @staticmethod
+    def _extension_text(packet: RtpPacketView, ext_id: int | None) -> str | None:
+        if ext_id is None or not packet.extension:
+            return None
+        value = read_header_extension(packet.extension_profile, packet.extension, ext_id)
+        return value.decode("ascii", errors="replace") if value else None
 
     def _on_rtcp(self, data: bytes) -> None:
         now = now_ms()
@@ -498,20 +611,28 @@ class Participant:
                     stream = self._streams.get(message.ssrc)
                     if stream is not None:
                         stream.sr_clock.update(message.ntp_timestamp, message.rtp_timestamp, now)
+                elif isinstance(message, ReceiverReport):
+                    for block in message.reports:
+                        downtrack = self._downtracks_by_ssrc.get(block.ssrc)
+                        if downtrack is not None:
+                            downtrack.fraction_lost = block.fraction_lost / 256
                 elif isinstance(message, Nack):
                     downtrack = self._downtracks_by_ssrc.get(message.media_ssrc)
                     if downtrack is not None and downtrack.active:
-                        for packet in downtrack.retransmit(message.lost):
+                        abs_send_time = ((time.monotonic_ns() // 1000) << 18) // 1_000_000
+                        for packet in downtrack.retransmit(message.lost, abs_send_time):
                             self.transport.send_rtp(packet)
                 elif isinstance(message, PictureLossIndication):
                     downtrack = self._downtracks_by_ssrc.get(message.media_ssrc)
                     if downtrack is not None:
-                        downtrack.publication.request_keyframe(now)
+                        downtrack.publication.request_keyframe(now, downtrack.target_layer)
                 elif isinstance(message, FullIntraRequest):
                     for ssrc in message.media_ssrcs:
                         downtrack = self._downtracks_by_ssrc.get(ssrc)
                         if downtrack is not None:
-                            downtrack.publication.request_keyframe(now)
+                            downtrack.publication.request_keyframe(now, downtrack.target_layer)
+                elif isinstance(message, Remb):
+                    self.downlink_estimate_bps = message.bitrate_bps
                 elif isinstance(message, Bye):
                     pass
         except RtcpError:
@@ -519,6 +640,98 @@ class Participant:
 
     def send_pli(self, media_ssrc: int) -> None:
         self.transport.send_rtcp(build_pli(self.rtcp_ssrc, media_ssrc))
+
+    # -- what each subscriber gets -----------------------------------------------------------
+
+    def set_layout(self, layout: dict[str, tuple[int, int, bool]]) -> None:
+        """The page's report of how it shows each remote video (by mid)."""
+        for mid, shown in layout.items():
+            if mid in self.downtracks:
+                self._layout[mid] = shown
+        self._next_allocation_ms = 0
+
+    async def set_audio_only(self, enabled: bool) -> None:
+        self.audio_only = enabled
+        self._next_allocation_ms = 0
+
+    def allocate(self, now: int) -> None:
+        """Choose the layer of every video this participant receives."""
+        demands = []
+        audio_tracks = 0
+        for mid, downtrack in self.downtracks.items():
+            publication = downtrack.publication
+            if publication.kind != "video":
+                audio_tracks += 1
+                continue
+            width, height, visible = self._layout.get(mid, (1280, 720, True))
+            demands.append(
+                VideoDemand(
+                    key=mid,
+                    visible=visible and not self.audio_only,
+                    max_layer=layer_for_size(
+                        width, height, publication.layer_sizes(), publication.layer_count
+                    ),
+                    bitrates=publication.layer_bitrates(now),
+                    flowing=publication.flowing_layers(now),
+                    current_layer=downtrack.current_layer,
+                )
+            )
+        loss = max((d.fraction_lost for d in self.downtracks.values()), default=0.0)
+        choices = self._allocator.allocate(
+            self.downlink_estimate_bps, loss, audio_tracks * AUDIO_BITRATE_BPS, demands, now
+        )
+        for mid, choice in choices.items():
+            downtrack = self.downtracks[mid]
+            downtrack.wanted_layer = choice.wanted_layer
+            if downtrack.selector.target_layer != choice.target_layer:
+                downtrack.selector.set_target(choice.target_layer)
+                if choice.target_layer >= 0 and downtrack.active:
+                    downtrack.publication.request_keyframe(now, choice.target_layer)
+        low = (
+            self.downlink_estimate_bps is not None
+            and self.downlink_estimate_bps < LOW_BANDWIDTH_BPS
+        )
+        if low != self._low_bandwidth:
+            self._low_bandwidth = low
+            self.room.spawn(
+                self.send(
+                    {"type": "bandwidth", "downlink_bps": self.downlink_estimate_bps, "low": low}
+                )
+            )
+
+    def update_publisher_layers(self, now: int) -> None:
+        """Ask the page to pause the simulcast layers nobody wants, and to resume wanted ones.
+
+        The lowest layer always stays on, so a newcomer sees a picture at once.
+        """
+        for publication in self.publications.values():
+            if not publication.rids:
+                continue
+            wanted = {0}
+            for downtrack in publication.downtracks:
+                wanted.add(downtrack.wanted_layer)
+                wanted.add(downtrack.current_layer)
+            active = dict(publication.active_layers)
+            for layer, rid in enumerate(publication.rids):
+                key = (publication.mid, layer)
+                if layer in wanted:
+                    self._layer_unwanted_since.pop(key, None)
+                    active[rid] = True
+                else:
+                    since = self._layer_unwanted_since.setdefault(key, now)
+                    if now - since >= LAYER_PAUSE_AFTER_MS:
+                        active[rid] = False
+            if active != publication.active_layers:
+                publication.active_layers = active
+                self.room.spawn(
+                    self.send(
+                        {
+                            "type": "publisher_layers",
+                            "track_id": publication.track_id,
+                            "active": active,
+                        }
+                    )
+                )
 
     # -- timer -------------------------------------------------------------------------------
 
@@ -536,16 +749,31 @@ class Participant:
         if now - self.last_packet_ms > self.config.media_timeout_ms:
             self._close_soon("disconnected")
             return
+        media_ssrc = 0
         for publication in self.publications.values():
             publication.poll_keyframe_request(now)
             for stream in publication.streams.values():
+                media_ssrc = media_ssrc or stream.ssrc
+                if not stream.is_video:
+                    continue  # Opus is not retransmitted; its FEC covers loss
                 lost = stream.nack.due(now)
                 if lost:
                     self.transport.send_rtcp(
                         build_nack(self.rtcp_ssrc, stream.ssrc, [s % SEQ_MODULO for s in lost])
                     )
+        for feedback in self._twcc.build_feedback(self.rtcp_ssrc, media_ssrc):
+            self.transport.send_rtcp(feedback)
+        if now >= self._next_allocation_ms:
+            self._next_allocation_ms = now + ALLOCATION_INTERVAL_MS
+            self.allocate(now)
         if now >= self._next_report_ms:
+            interval = now - self._last_report_ms if self._last_report_ms else REPORT_INTERVAL_MS
+            self._last_report_ms = now
             self._next_report_ms = now + REPORT_INTERVAL_MS
+            for publication in self.publications.values():
+                for stream in publication.streams.values():
+                    stream.measure_bitrate(interval)
+            self.update_publisher_layers(now)
             self._send_reports(now)
 
     def _send_reports(self, now: int) -> None:
@@ -570,3 +798,29 @@ class Participant:
             if report is not None:
                 cname = downtrack.publication.publisher.cname
                 self.transport.send_rtcp(report + build_sdes_cname(downtrack.ssrc, cname))
+
+
+def _abs_send_time_id(offered: dict[str, int]) -> int | None:
+    """The abs-send-time extension id for the SFU's own video: the page's, or a free one."""
+    if ABS_SEND_TIME_URI in offered:
+        return offered[ABS_SEND_TIME_URI]
+    used = set(offered.values())
+    return next((ext_id for ext_id in range(1, 15) if ext_id not in used), None)
+
+
+def _unwrap_rtx(packet: RtpPacketView, stream: PublishedStream) -> RtpPacketView | None:
+    """The original packet inside an RTX packet; None for RTX padding (bandwidth probes)."""
+    payload = packet.payload
+    if len(payload) - packet.padding_size < 2:
+        return None
+    stream.rtx_packets += 1
+    original = RtpPacketView(
+        marker=packet.marker,
+        payload_type=stream.publication.payload_type,
+        seq=(payload[0] << 8) | payload[1],
+        timestamp=packet.timestamp,
+        ssrc=stream.ssrc,
+        payload=payload[2:],
+        padding_size=packet.padding_size,
+    )
+    return original

@@ -1,8 +1,8 @@
-"""A published track and the RTP streams (layers) that carry it."""
+"""A published track and the RTP streams (simulcast layers, by rid) that carry it."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from sfu.keyframe import KeyframeRequestThrottle
 from sfu.nack import NackGenerator
@@ -11,54 +11,82 @@ from sfu.rtcp import ReportBlock
 from sfu.rtp import RtpPacketView
 from sfu.sender_report import SenderReportClock, ntp_middle_32
 from sfu.seq import SEQ_MODULO, SequenceUnwrapper
-from sfu.vp8 import vp8_is_keyframe
+from sfu.vp8 import vp8_is_keyframe, vp8_keyframe_size
 
 if TYPE_CHECKING:
     from sfu.downtrack import DownTrack
-    from sfu.participant import Participant
+
+# Bit rates assumed for a layer that is not flowing (paused), by layer index: the page's maxBitrate.
+NOMINAL_LAYER_BITRATES = (150_000, 500_000, 1_500_000)
+LAYER_TIMEOUT_MS = 1500
+
+
+class Publisher(Protocol):
+    """What a publication needs from the participant who publishes it."""
+
+    id: str
+    cname: str
+
+    def send_pli(self, media_ssrc: int) -> None: ...
 
 
 class PublishedStream:
     """One incoming RTP stream (one SSRC; one simulcast layer) of a publication."""
 
     __slots__ = (
+        "_bytes_at_last_rate",
         "_expected_prior",
         "_jitter",
         "_last_transit",
         "_received_prior",
         "base_ext_seq",
+        "bitrate_bps",
         "buffer",
         "bytes_received",
         "clock_rate",
+        "frame_size",
         "generation",
         "is_video",
+        "keyframe_throttle",
+        "last_packet_ms",
         "layer",
         "nack",
         "packets_received",
         "publication",
         "restarts",
+        "rid",
+        "rtx_packets",
+        "rtx_ssrc",
         "source_id",
         "sr_clock",
         "ssrc",
         "unwrapper",
     )
 
-    def __init__(self, publication: Publication, ssrc: int, layer: int = 0) -> None:
+    def __init__(self, publication: Publication, ssrc: int, layer: int = 0, rid: str = "") -> None:
         self.publication = publication
         self.ssrc = ssrc
         self.layer = layer
+        self.rid = rid
+        self.rtx_ssrc: int | None = None
         self.clock_rate = publication.clock_rate
         self.is_video = publication.kind == "video"
         self.unwrapper = SequenceUnwrapper()
         self.buffer = RetransmissionBuffer(1024 if self.is_video else 128)
         self.nack = NackGenerator()
         self.sr_clock = SenderReportClock(self.clock_rate)
+        self.keyframe_throttle = KeyframeRequestThrottle(publication.keyframe_interval_ms)
         self.generation = 0
         self.source_id = ssrc
         self.packets_received = 0
         self.bytes_received = 0
+        self.rtx_packets = 0
         self.restarts = 0
         self.base_ext_seq = -1
+        self.last_packet_ms = -1
+        self.bitrate_bps = 0
+        self.frame_size: tuple[int, int] | None = None
+        self._bytes_at_last_rate = 0
         self._expected_prior = 0
         self._received_prior = 0
         self._jitter = 0.0
@@ -76,12 +104,17 @@ class PublishedStream:
         packet.ext_seq = ext_seq
         if self.buffer.get(ext_seq) is not None:
             return False
-        if self.is_video:
-            packet.is_keyframe = vp8_is_keyframe(packet.payload)
+        if self.is_video and vp8_is_keyframe(packet.payload):
+            packet.is_keyframe = True
+            self.keyframe_throttle.keyframe_received()
+            size = vp8_keyframe_size(packet.payload)
+            if size is not None:
+                self.frame_size = size
         self.buffer.store(packet)
         self.nack.packet_received(ext_seq, now_ms)
         self.packets_received += 1
         self.bytes_received += len(packet.payload)
+        self.last_packet_ms = now_ms
         transit = now_ms * self.clock_rate / 1000.0 - packet.timestamp
         if self.packets_received > 1:
             delta = abs(transit - self._last_transit)
@@ -100,6 +133,27 @@ class PublishedStream:
         self.base_ext_seq = -1
         self._expected_prior = 0
         self._received_prior = 0
+
+    def flowing(self, now_ms: int) -> bool:
+        return self.last_packet_ms >= 0 and now_ms - self.last_packet_ms < LAYER_TIMEOUT_MS
+
+    def measure_bitrate(self, interval_ms: int) -> None:
+        """Called once per interval: the payload bit rate over that interval."""
+        received = self.bytes_received - self._bytes_at_last_rate
+        self._bytes_at_last_rate = self.bytes_received
+        self.bitrate_bps = received * 8000 // max(1, interval_ms)
+
+    def request_keyframe(self, now_ms: int, publisher: Publisher) -> bool:
+        if self.keyframe_throttle.request(now_ms):
+            publisher.send_pli(self.ssrc)
+            return True
+        return False
+
+    def poll_keyframe_request(self, now_ms: int, publisher: Publisher) -> bool:
+        if self.keyframe_throttle.poll(now_ms):
+            publisher.send_pli(self.ssrc)
+            return True
+        return False
 
     def report_block(self, now_ms: int) -> ReportBlock | None:
         """An RFC 3550 reception report block for this stream."""
@@ -132,29 +186,53 @@ class Publication:
 
     def __init__(
         self,
-        publisher: Participant,
+        publisher: Publisher,
         track_id: str,
         kind: str,
         mid: str,
         payload_type: int,
         clock_rate: int,
         keyframe_interval_ms: int,
+        rids: list[str] | None = None,
+        rtx_payload_type: int | None = None,
     ) -> None:
         self.publisher = publisher
         self.track_id = track_id
         self.kind = kind
         self.mid = mid
         self.payload_type = payload_type
+        self.rtx_payload_type = rtx_payload_type
         self.clock_rate = clock_rate
+        self.keyframe_interval_ms = keyframe_interval_ms
+        self.rids = list(rids or [])
         self.muted = False
         self.streams: dict[int, PublishedStream] = {}
+        self.layers: list[PublishedStream | None] = [None] * max(1, len(self.rids))
         self.downtracks: list[DownTrack] = []
-        self.keyframe_throttle = KeyframeRequestThrottle(keyframe_interval_ms)
         self.keyframe_requests_sent = 0
+        # Which layers the publisher is asked to send (by rid); all until someone decides.
+        self.active_layers: dict[str, bool] = {rid: True for rid in self.rids}
 
-    def add_stream(self, ssrc: int, layer: int = 0) -> PublishedStream:
-        stream = PublishedStream(self, ssrc, layer)
+    @property
+    def layer_count(self) -> int:
+        return len(self.layers)
+
+    def layer_of_rid(self, rid: str) -> int:
+        """Layer index of a rid; -1 when the page never announced it."""
+        try:
+            return self.rids.index(rid)
+        except ValueError:
+            return -1
+
+    def add_stream(self, ssrc: int, layer: int = 0, rid: str = "") -> PublishedStream:
+        stream = PublishedStream(self, ssrc, layer, rid)
         self.streams[ssrc] = stream
+        if 0 <= layer < len(self.layers):
+            previous = self.layers[layer]
+            self.layers[layer] = stream
+            if previous is not None and previous is not stream:
+                # The publisher restarted this layer with a new SSRC: a new source for subscribers.
+                stream.restart()
         return stream
 
     def stream_by_source(self, source_id: int) -> PublishedStream | None:
@@ -162,6 +240,22 @@ class Publication:
         if stream is None or stream.source_id != source_id:
             return None
         return stream
+
+    def flowing_layers(self, now_ms: int) -> list[bool]:
+        return [stream is not None and stream.flowing(now_ms) for stream in self.layers]
+
+    def layer_bitrates(self, now_ms: int) -> list[int]:
+        """Measured bit rate per layer; the nominal one for a layer that is not flowing."""
+        rates = []
+        for index, stream in enumerate(self.layers):
+            if stream is not None and stream.flowing(now_ms) and stream.bitrate_bps > 0:
+                rates.append(stream.bitrate_bps)
+            else:
+                rates.append(NOMINAL_LAYER_BITRATES[min(index, len(NOMINAL_LAYER_BITRATES) - 1)])
+        return rates
+
+    def layer_sizes(self) -> list[tuple[int, int] | None]:
+        return [stream.frame_size if stream is not None else None for stream in self.layers]
 
     @property
     def packets_received(self) -> int:
@@ -171,21 +265,21 @@ class Publication:
     def bytes_received(self) -> int:
         return sum(stream.bytes_received for stream in self.streams.values())
 
-    def request_keyframe(self, now_ms: int) -> None:
-        """Ask the publisher for a keyframe, throttled; audio needs none."""
+    def request_keyframe(self, now_ms: int, layer: int | None = None) -> None:
+        """Ask the publisher for a keyframe of one layer (all when None), throttled per layer."""
         if self.kind != "video":
             return
-        if self.keyframe_throttle.request(now_ms):
-            self._send_keyframe_request()
+        for index, stream in enumerate(self.layers):
+            if stream is not None and (layer is None or index == layer):
+                if stream.request_keyframe(now_ms, self.publisher):
+                    self.keyframe_requests_sent += 1
 
     def poll_keyframe_request(self, now_ms: int) -> None:
-        if self.kind == "video" and self.keyframe_throttle.poll(now_ms):
-            self._send_keyframe_request()
-
-    def _send_keyframe_request(self) -> None:
-        self.keyframe_requests_sent += 1
-        for stream in self.streams.values():
-            self.publisher.send_pli(stream.ssrc)
+        if self.kind != "video":
+            return
+        for stream in self.layers:
+            if stream is not None and stream.poll_keyframe_request(now_ms, self.publisher):
+                self.keyframe_requests_sent += 1
 
     def describe(self) -> dict[str, object]:
         return {"id": self.track_id, "kind": self.kind, "muted": self.muted}

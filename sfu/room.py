@@ -8,9 +8,12 @@ from collections.abc import Coroutine
 from typing import Any
 
 from sfu.config import SfuConfig
-from sfu.participant import Participant, SendMessage
+from sfu.participant import Participant, SendMessage, now_ms
+from sfu.speaker import ActiveSpeakerDetector
 
 logger = logging.getLogger(__name__)
+
+SPEAKER_POLL_MS = 250
 
 
 class Room:
@@ -22,6 +25,8 @@ class Room:
         self.participants: dict[str, Participant] = {}
         self._on_empty = on_empty
         self._tasks: set[asyncio.Task[None]] = set()
+        self.speaker = ActiveSpeakerDetector()
+        self._speaker_task: asyncio.Task[None] | None = None
 
     def spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
         """Run a coroutine in a task the room keeps until it ends (and cancels on close)."""
@@ -57,6 +62,8 @@ class Room:
         participant = Participant(self, identity, name, role, send, self.config)
         await participant.prepare()
         self.participants[participant.id] = participant
+        if self._speaker_task is None:
+            self._speaker_task = asyncio.create_task(self._watch_speakers())
         others = [p.describe() for p in active if p is not participant]
         await participant.send(
             {
@@ -67,6 +74,10 @@ class Room:
                 "ice_servers": [],
             }
         )
+        if self.speaker.active is not None:
+            await participant.send(
+                {"type": "active_speaker", "participant_id": self.speaker.active}
+            )
         await self.broadcast(
             {"type": "participant_joined", "participant": participant.describe()},
             exclude=participant,
@@ -95,6 +106,7 @@ class Room:
         if self.participants.get(participant.id) is not participant:
             return
         del self.participants[participant.id]
+        self.speaker.remove(participant.id)
         for other in list(self.participants.values()):
             changed = False
             for downtrack in list(other.downtracks.values()):
@@ -110,7 +122,27 @@ class Room:
             exclude=participant,
         )
         if not self.participants:
+            await self._stop_speaker_task()
             self._on_empty(self)
+
+    async def _watch_speakers(self) -> None:
+        while True:
+            await asyncio.sleep(SPEAKER_POLL_MS / 1000)
+            changed, speaker = self.speaker.poll(now_ms())
+            if changed:
+                await self.broadcast(
+                    {"type": "active_speaker", "participant_id": speaker}, exclude=None
+                )
+
+    async def _stop_speaker_task(self) -> None:
+        task = self._speaker_task
+        self._speaker_task = None
+        if task is not None and task is not asyncio.current_task():
+            task.cancel()
+            try:
+                await task
+            except asyncio.CancelledError:
+                pass
 
     async def broadcast(self, message: dict[str, object], exclude: Participant | None) -> None:
         for participant in list(self.participants.values()):
@@ -136,6 +168,7 @@ class Room:
     async def close(self) -> None:
         for participant in list(self.participants.values()):
             await participant.close("server_shutdown", 1001)
+        await self._stop_speaker_task()
         tasks = list(self._tasks)
         for task in tasks:
             task.cancel()

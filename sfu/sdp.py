@@ -11,8 +11,21 @@ from dataclasses import dataclass, field
 
 AUDIO_LEVEL_URI = "urn:ietf:params:rtp-hdrext:ssrc-audio-level"
 MID_URI = "urn:ietf:params:rtp-hdrext:sdes:mid"
-SUPPORTED_EXTENSIONS = {"audio": (MID_URI, AUDIO_LEVEL_URI), "video": (MID_URI,)}
-VIDEO_FEEDBACK = ("nack", "nack pli", "ccm fir", "goog-remb")
+RID_URI = "urn:ietf:params:rtp-hdrext:sdes:rtp-stream-id"
+REPAIRED_RID_URI = "urn:ietf:params:rtp-hdrext:sdes:repaired-rtp-stream-id"
+TWCC_URI = "http://www.ietf.org/id/draft-holmer-rmcat-transport-wide-cc-extensions-01"
+ABS_SEND_TIME_URI = "http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time"
+# What the SFU takes from a publisher: transport-wide sequence numbers on everything, so the
+# publisher's browser gets transport-cc feedback and its bandwidth estimate ramps up quickly.
+SUPPORTED_EXTENSIONS = {
+    "audio": (MID_URI, AUDIO_LEVEL_URI, TWCC_URI),
+    "video": (MID_URI, RID_URI, REPAIRED_RID_URI, TWCC_URI),
+}
+VIDEO_FEEDBACK = ("nack", "nack pli", "ccm fir", "goog-remb", "transport-cc")
+AUDIO_FEEDBACK = ("transport-cc",)
+# What the SFU offers a subscriber: its browser estimates the downlink from abs-send-time and
+# reports it with REMB.
+SEND_VIDEO_FEEDBACK = ("nack", "nack pli", "ccm fir", "goog-remb")
 DIRECTIONS = ("sendrecv", "sendonly", "recvonly", "inactive")
 MAX_SDP_SIZE = 64 * 1024
 
@@ -170,6 +183,7 @@ class Codec:
     channels: int | None = None
     fmtp: str | None = None
     rtcp_fb: tuple[str, ...] = ()
+    rtx_payload_type: int | None = None
 
 
 DEFAULT_OPUS = Codec(111, "opus", 48000, 2, "minptime=10;useinbandfec=1")
@@ -199,6 +213,7 @@ class OfferedMedia:
     ssrcs: list[int]
     direction: str  # the SFU's direction in its answer
     msid: str | None
+    rids: list[str] = field(default_factory=list)  # simulcast layers, lowest first
 
 
 def _choose_codec(section: MediaSection) -> Codec | None:
@@ -212,13 +227,40 @@ def _choose_codec(section: MediaSection) -> Codec | None:
         entry = rtpmap.get(pt)
         if entry is None or entry[0].lower() != wanted:
             continue
-        if section.kind == "audio":
-            return Codec(pt, "opus", entry[1], entry[2] or 2, fmtp.get(pt) or DEFAULT_OPUS.fmtp)
         offered_fb = section.rtcp_fb(pt)
-        return Codec(
-            pt, "VP8", entry[1], None, None, tuple(f for f in VIDEO_FEEDBACK if f in offered_fb)
+        if section.kind == "audio":
+            feedback = tuple(f for f in AUDIO_FEEDBACK if f in offered_fb)
+            return Codec(
+                pt, "opus", entry[1], entry[2] or 2, fmtp.get(pt) or DEFAULT_OPUS.fmtp, feedback
+            )
+        rtx = next(
+            (
+                other
+                for other, (name, _, _) in rtpmap.items()
+                if name.lower() == "rtx" and fmtp.get(other, "").replace(" ", "") == f"apt={pt}"
+            ),
+            None,
         )
+        feedback = tuple(f for f in VIDEO_FEEDBACK if f in offered_fb)
+        return Codec(pt, "VP8", entry[1], None, None, feedback, rtx)
     return None
+
+
+def _send_rids(section: MediaSection) -> list[str]:
+    """The simulcast layers the page sends, lowest first, as its a=simulcast lists them."""
+    rids = [
+        v.split()[0]
+        for v in section.values("rid")
+        if len(v.split()) >= 2 and v.split()[1] == "send"
+    ]
+    simulcast = section.value("simulcast")
+    if not rids or not simulcast:
+        return []
+    parts = simulcast.split()
+    if len(parts) < 2 or parts[0] != "send":
+        return []
+    ordered = [alternatives.split(",")[0].lstrip("~") for alternatives in parts[1].split(";")]
+    return [rid for rid in ordered if rid in rids][:3]
 
 
 def read_offer(description: SessionDescription) -> tuple[RemoteTransport, list[OfferedMedia]]:
@@ -269,6 +311,7 @@ def read_offer(description: SessionDescription) -> tuple[RemoteTransport, list[O
                 ssrcs=section.ssrcs(),
                 direction=direction if codec else "inactive",
                 msid=msid_value,
+                rids=_send_rids(section) if section.kind == "video" and codec else [],
             )
         )
     if not any(m.codec is not None for m in offered):
@@ -308,6 +351,7 @@ class LocalMediaLine:
     track_id: str | None = None
     proto: str = "UDP/TLS/RTP/SAVPF"
     formats: list[str] = field(default_factory=list)
+    rids: list[str] = field(default_factory=list)  # simulcast layers the SFU receives
 
 
 def build_sdp(
@@ -335,8 +379,11 @@ def build_sdp(
             out += [f"a=mid:{line.mid}", "a=inactive"]
             continue
         codec = line.codec
+        formats = str(codec.payload_type)
+        if codec.rtx_payload_type is not None:
+            formats += f" {codec.rtx_payload_type}"
         out += [
-            f"m={line.kind} 9 UDP/TLS/RTP/SAVPF {codec.payload_type}",
+            f"m={line.kind} 9 UDP/TLS/RTP/SAVPF {formats}",
             "c=IN IP4 0.0.0.0",
             "a=rtcp:9 IN IP4 0.0.0.0",
             f"a=ice-ufrag:{transport.ice_ufrag}",
@@ -355,6 +402,13 @@ def build_sdp(
         out += [f"a=rtcp-fb:{codec.payload_type} {fb}" for fb in codec.rtcp_fb]
         if codec.fmtp:
             out.append(f"a=fmtp:{codec.payload_type} {codec.fmtp}")
+        if codec.rtx_payload_type is not None:
+            out.append(f"a=rtpmap:{codec.rtx_payload_type} rtx/{codec.clock_rate}")
+            out.append(f"a=fmtp:{codec.rtx_payload_type} apt={codec.payload_type}")
+        if line.rids and line.direction in ("recvonly", "sendonly"):
+            way = "recv" if line.direction == "recvonly" else "send"
+            out += [f"a=rid:{rid} {way}" for rid in line.rids]
+            out.append(f"a=simulcast:{way} " + ";".join(line.rids))
         if line.ssrc is not None and line.direction in ("sendonly", "sendrecv"):
             out.append(f"a=ssrc:{line.ssrc} cname:{line.cname or 'balie'}")
             if line.stream_id and line.track_id:

@@ -59,6 +59,13 @@ class ParticipantSession:
                     "bad_message", "mute needs kind 'audio' or 'video' and a boolean muted"
                 )
             await participant.set_muted(str(track_kind), muted)
+        elif kind == "video_layout":
+            participant.set_layout(_read_layout(message.get("tracks")))
+        elif kind == "audio_only":
+            enabled = message.get("enabled")
+            if not isinstance(enabled, bool):
+                raise SignallingError("bad_message", "audio_only needs a boolean 'enabled'")
+            await participant.set_audio_only(enabled)
         elif kind == "leave":
             await participant.close("left", 1000)
         elif kind == "ping":
@@ -76,6 +83,35 @@ class ParticipantSession:
 
     async def wait_closed(self) -> None:
         await self._participant.wait_closed()
+
+
+MAX_LAYOUT_TRACKS = 64
+MAX_PIXELS = 16384
+
+
+def _read_layout(tracks: object) -> dict[str, tuple[int, int, bool]]:
+    """Check a video_layout message: {mid: {width, height, visible}}."""
+    if not isinstance(tracks, dict) or len(tracks) > MAX_LAYOUT_TRACKS:
+        raise SignallingError("bad_message", "video_layout needs 'tracks': an object of mids")
+    layout: dict[str, tuple[int, int, bool]] = {}
+    for mid, shown in tracks.items():
+        if not isinstance(mid, str) or len(mid) > 32 or not isinstance(shown, dict):
+            raise SignallingError("bad_message", "video_layout tracks are {mid: {...}}")
+        width, height, visible = shown.get("width"), shown.get("height"), shown.get("visible")
+        if (
+            not isinstance(width, int)
+            or not isinstance(height, int)
+            or isinstance(width, bool)
+            or isinstance(height, bool)
+            or not 0 <= width <= MAX_PIXELS
+            or not 0 <= height <= MAX_PIXELS
+            or not isinstance(visible, bool)
+        ):
+            raise SignallingError(
+                "bad_message", "video_layout needs whole-number width, height and boolean visible"
+            )
+        layout[mid] = (width, height, visible)
+    return layout
 
 
 def _string_field(message: dict[str, object], name: str) -> str:

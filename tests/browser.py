@@ -25,10 +25,11 @@ CHROMIUM_ARGS = [
 
 
 @asynccontextmanager
-async def chromium() -> AsyncIterator[Browser]:
+async def chromium(executable_path: str = CHROMIUM) -> AsyncIterator[Browser]:
+    """Launch Chromium; `executable_path` may be a wrapper (e.g. tests.netns's netns launcher)."""
     async with async_playwright() as playwright:
         browser = await playwright.chromium.launch(
-            executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True
+            executable_path=executable_path, args=CHROMIUM_ARGS, headless=True
         )
         try:
             yield browser

@@ -265,15 +265,15 @@ async def test_a_packet_lost_on_the_way_to_a_subscriber_is_resent_on_its_nack(tm
         assert server.sfu.stats()["retransmissions"] >= 1
 
 
-async def test_the_sfu_asks_the_publisher_again_for_lost_packets(tmp_path):
+async def test_the_sfu_asks_the_publisher_again_for_lost_video_which_comes_back_in_rtx(tmp_path):
     async with call_of_two(tmp_path, "upnack") as (server, a, b):
-        await wait_for(lambda: receiving(a, b, "audio"), 10, "audio")
-        # b loses one audio packet on the way: skip a sequence number but keep it for NACKs.
+        await wait_for(lambda: receiving(a, b, "video"), 10, "video")
+        # b loses one video packet on the way: the SFU NACKs it, b resends it in RTX.
         original = b.transport.send_rtp
         dropped: list[bytes] = []
 
         def lossy(data: bytes) -> bool:
-            if not dropped and data[1] & 0x7F == 111:
+            if not dropped and data[1] & 0x7F == 96:
                 dropped.append(data)
                 return True
             return original(data)
@@ -283,16 +283,18 @@ async def test_the_sfu_asks_the_publisher_again_for_lost_packets(tmp_path):
         lost_seq = int.from_bytes(dropped[0][2:4], "big")
         await wait_for(lambda: b.nacks_received > 0, 3, "NACK from the SFU")
         sfu_b = server.sfu.rooms["upnack"].participants[b.participant_id]
-        audio_in = next(p for p in sfu_b.publications.values() if p.kind == "audio")
-        stream_in = next(iter(audio_in.streams.values()))
+        video_in = next(p for p in sfu_b.publications.values() if p.kind == "video")
+        stream_in = video_in.layers[0]
+        assert stream_in is not None
         await wait_for(
             lambda: any(p is not None and p.seq == lost_seq for p in stream_in.buffer._slots),
             2,
             "the resent packet at the SFU",
         )
-        audio = streams_from(a, b, "audio")[0]
-        await wait_for(lambda: len(audio.seqs) > 10, 2, "audio")
-        assert audio.corrupt_payloads == 0
+        assert stream_in.rtx_packets >= 1
+        video = streams_from(a, b, "video")[0]
+        await wait_for(lambda: len(video.seqs) > 10, 2, "video")
+        assert video.corrupt_payloads == 0
 
 
 async def test_bad_signalling_input_closes_only_that_connection(tmp_path):

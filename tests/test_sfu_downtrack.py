@@ -144,8 +144,8 @@ def test_the_layer_selector_keeps_the_current_layer_until_the_target_has_a_keyfr
     selector = LayerSelector(needs_keyframe=True, preferred_layer=0)
     assert selector.select(0, is_keyframe=True) == DropReason.NONE
     selector.set_target(1)
-    assert selector.select(1, is_keyframe=False) == DropReason.NOT_SUBSCRIBED
+    assert selector.select(1, is_keyframe=False) == DropReason.LAYER_NOT_SELECTED
     assert selector.select(0, is_keyframe=False) == DropReason.NONE
     assert selector.select(1, is_keyframe=True) == DropReason.NONE
     assert selector.current_layer == 1
-    assert selector.select(0, is_keyframe=False) == DropReason.NOT_SUBSCRIBED
+    assert selector.select(0, is_keyframe=False) == DropReason.LAYER_NOT_SELECTED

@@ -6,10 +6,16 @@
 //   window.balie.pc()             the current RTCPeerConnection or null
 //   window.balie.participants()   copies of the other participants' objects from the server
 //   window.balie.selfId()         own participant id (null before joining)
+//   window.balie.lastLayout()     the `tracks` of the last `video_layout` sent (null before any)
+//   window.balie.audioOnly()      whether audio-only (low-bandwidth) mode is on
+//   window.balie.activeSpeaker()  the participant id of the last `active_speaker`, or null
+//   window.balie.publisherLayers() the last `publisher_layers` wish {q, h, f} on this connection
+//                                 (null: none yet, all layers active)
 //   document.body.dataset.callState mirrors window.balie.state
 
 import { detectLanguage, fragmentParams, getLanguage, has, onLanguageChange, setLanguage, t }
   from './i18n.js';
+import { LayoutWatcher } from './layout.js';
 import { Signalling } from './signalling.js';
 import { isTrackMuted, Tile } from './tiles.js';
 
@@ -18,6 +24,17 @@ const MEDIA_CONSTRAINTS = {
   audio: true,
   video: { width: { ideal: 1280 }, height: { ideal: 720 } },
 };
+// The camera as VP8 simulcast, lowest layer first (docs/signalling.md, "Simulcast").
+const SIMULCAST_LAYERS = Object.freeze([
+  Object.freeze({ rid: 'q', scaleResolutionDownBy: 4, maxBitrate: 150_000 }),
+  Object.freeze({ rid: 'h', scaleResolutionDownBy: 2, maxBitrate: 500_000 }),
+  Object.freeze({ rid: 'f', maxBitrate: 1_500_000 }),
+]);
+const RIDS = SIMULCAST_LAYERS.map((layer) => layer.rid);
+const SPEAKER_ANNOUNCE_GAP_MS = 3000;
+const SPEAKER_STORAGE_KEY = 'balie.announceSpeaker';
+const BANDWIDTH_SNOOZE_MS = 2 * 60_000; // "Nee, bedankt" keeps the suggestion away this long
+const SUGGESTION_TEXT_DELAY_MS = 100; // fill the live region after it is shown, so it is read
 const MAX_ATTEMPTS = 20;
 const BASE_BACKOFF_MS = 1000;
 const MAX_BACKOFF_MS = 8000;
@@ -56,7 +73,14 @@ const ui = {
   mic: $('btn-mic'),
   cam: $('btn-cam'),
   leave: $('btn-leave'),
+  audioOnly: $('btn-audio-only'),
   announcer: $('announcer'),
+  settings: $('settings'),
+  announceSpeaker: $('btn-announce-speaker'),
+  suggestion: $('bandwidth-suggestion'),
+  suggestionText: $('bandwidth-suggestion-text'),
+  suggestionAccept: $('btn-bandwidth-audio-only'),
+  suggestionDismiss: $('btn-bandwidth-dismiss'),
 };
 
 let state = 'connecting';
@@ -76,6 +100,18 @@ let startGeneration = 0;
 let suspended = false;
 let statusKey = 'status.connecting';
 let message = null; // {title, text, action, onAction}
+let audioOnly = false; // low-bandwidth mode: no video in either direction
+let layerWish = null; // last `publisher_layers` {rid: boolean} on this connection; null = all
+let activeSpeaker = null; // participant id from the latest `active_speaker`
+let announceSpeaker = readAnnounceSpeaker();
+let lastSpeakerAnnouncement = -Infinity;
+let lastAnnouncedSpeaker = null;
+let speakerAnnounceTimer = null;
+let bandwidthLow = false;
+let suggestionSnoozedUntil = 0;
+let suggestionTimer = null;
+let suggestionTextTimer = null;
+const layout = new LayoutWatcher({ collect: collectLayout, send: sendLayout });
 
 // ---------------------------------------------------------------- state and texts
 
@@ -85,7 +121,9 @@ function setState(next) {
   const inCall = next === 'connecting' || next === 'joined' || next === 'reconnecting';
   ui.call.hidden = !inCall;
   ui.controls.hidden = !inCall;
+  ui.settings.hidden = !inCall;
   renderWaiting();
+  renderSuggestion();
 }
 
 function setStatus(key) {
@@ -136,6 +174,8 @@ function renderAll() {
   renderMessage();
   renderMediaNotice();
   renderControls();
+  renderAnnounceSpeaker();
+  renderSuggestionText();
   selfTile?.render();
   for (const tile of tiles.values()) tile.render();
 }
@@ -149,6 +189,16 @@ function liveTrack(kind) {
 /** Muted as far as the others can tell: switched off, or no working device. */
 function isMuted(kind) {
   return muted[kind] || !liveTrack(kind);
+}
+
+/** What the others are told: audio-only mode sends no video, so the camera counts as off. */
+function isMutedForOthers(kind) {
+  return isMuted(kind) || (kind === 'video' && audioOnly);
+}
+
+/** A local track sends only when its button is on (and, for the camera, not in audio-only mode). */
+function trackEnabled(kind) {
+  return !muted[kind] && !(kind === 'video' && audioOnly);
 }
 
 function classifyMediaError(error) {
@@ -227,7 +277,7 @@ async function requestLocalMedia() {
   localStream = stream;
   mediaProblem = problem;
   for (const track of localStream.getTracks()) {
-    track.enabled = !muted[track.kind];
+    track.enabled = trackEnabled(track.kind);
     track.addEventListener('ended', () => onLocalTrackEnded(track));
   }
   renderMediaNotice();
@@ -274,6 +324,8 @@ function renderSelf() {
     micMuted: isMuted('audio'),
     camMuted: isMuted('video'),
   });
+  selfTile.setAudioOnly(audioOnly);
+  selfTile.setSpeaking(Boolean(activeSpeaker) && activeSpeaker === selfInfo?.id);
   selfTile.setTracks(localStream.getVideoTracks());
 }
 
@@ -298,21 +350,29 @@ function upsertParticipant(participant, { announceJoin = false } = {}) {
   let tile = tiles.get(participant.id);
   if (!tile) {
     tile = new Tile({ onAutoplayBlocked: showSoundButton });
+    tile.setAudioOnly(audioOnly);
+    tile.setSpeaking(activeSpeaker === participant.id);
     tiles.set(participant.id, tile);
     ui.tiles.append(tile.el);
+    layout.observe(tile.media);
   }
   tile.update(participantTileInfo(participant));
   if (isNew) {
     if (session?.pc) syncRemoteMedia(session);
     if (announceJoin) announce(t('announce.joined', { name: displayName(participant) }));
   }
+  layout.schedule(); // a camera switched off or on counts as a change of visibility
   renderWaiting();
 }
 
 function removeParticipant(id, reason) {
   const participant = participants.get(id);
   participants.delete(id);
-  tiles.get(id)?.destroy();
+  const tile = tiles.get(id);
+  if (tile) {
+    layout.unobserve(tile.media);
+    tile.destroy();
+  }
   tiles.delete(id);
   renderWaiting();
   if (!participant || reason === 'replaced' || reason === 'silent') return;
@@ -363,17 +423,26 @@ function renderControls() {
   renderToggle(ui.mic, 'audio', 'mic');
   renderToggle(ui.cam, 'video', 'cam');
   ui.leave.querySelector('.label').textContent = t('leave');
+  renderAudioOnlyButton();
+}
+
+/** Like the camera button, the label says what a press does; no aria-pressed. */
+function renderAudioOnlyButton() {
+  ui.audioOnly.dataset.off = String(audioOnly);
+  const label = audioOnly ? 'audioOnly.stop' : 'audioOnly.start';
+  ui.audioOnly.querySelector('.label').textContent = t(label);
+  ui.audioOnly.querySelector('use').setAttribute('href', audioOnly ? '#i-cam' : '#i-audio');
 }
 
 function sendMute(kind) {
-  if (session?.published) session.sig.send({ type: 'mute', kind, muted: isMuted(kind) });
+  if (session?.published) session.sig.send({ type: 'mute', kind, muted: isMutedForOthers(kind) });
 }
 
 function toggleMute(kind) {
   if (!canToggle(kind)) return;
   muted[kind] = !muted[kind];
   const track = liveTrack(kind);
-  if (track) track.enabled = !muted[kind];
+  if (track) track.enabled = trackEnabled(kind);
   sendMute(kind);
   renderControls();
   renderSelf();
@@ -404,6 +473,217 @@ function focusControls() {
   target?.focus();
 }
 
+// ---------------------------------------------------------------- audio only (low bandwidth)
+
+function sendAudioOnly() {
+  if (session?.joined) session.sig.send({ type: 'audio_only', enabled: audioOnly });
+}
+
+/**
+ * Audio-only mode: the server sends us no video, we send none (all simulcast layers inactive) and
+ * the others see our camera as off. The camera button keeps its own state, so turning audio-only
+ * off brings back exactly what the person had chosen.
+ */
+function setAudioOnly(next) {
+  next = Boolean(next);
+  if (next === audioOnly) return;
+  audioOnly = next;
+  const camera = liveTrack('video');
+  if (camera) camera.enabled = trackEnabled('video');
+  sendAudioOnly();
+  applyEncodings(session);
+  sendMute('video');
+  if (!audioOnly) snoozeSuggestion(); // they chose video; do not suggest audio-only right away
+  for (const tile of tiles.values()) tile.setAudioOnly(audioOnly);
+  renderSelf();
+  renderControls();
+  renderSuggestion();
+  layout.schedule();
+  announce(t(audioOnly ? 'announce.audioOnlyOn' : 'announce.audioOnlyOff'));
+}
+
+// ---------------------------------------------------------------- simulcast layers
+
+/** Whether the encoding with this rid should send: the server's wish, unless in audio-only mode. */
+function wantActive(rid) {
+  if (audioOnly) return false;
+  if (!rid) return true; // no simulcast (no camera): one plain encoding
+  return layerWish?.[rid] ?? true;
+}
+
+function handlePublisherLayers(current, msg) {
+  const active = msg.active;
+  if (!active || typeof active !== 'object') return;
+  const next = { ...(layerWish ?? Object.fromEntries(RIDS.map((rid) => [rid, true]))) };
+  for (const [rid, value] of Object.entries(active)) {
+    if (typeof value === 'boolean') next[rid] = value;
+  }
+  layerWish = next;
+  applyEncodings(current);
+}
+
+/** Bring the camera sender's encodings in line with wantActive(), one setParameters at a time. */
+function applyEncodings(current) {
+  if (!current?.videoSender || current.encodingsQueued) return;
+  current.encodingsQueued = true;
+  current.encodings = current.encodings.then(async () => {
+    current.encodingsQueued = false;
+    if (session !== current) return;
+    await setEncodings(current.videoSender);
+  });
+}
+
+async function setEncodings(sender) {
+  try {
+    const parameters = sender.getParameters();
+    let changed = false;
+    for (const encoding of parameters.encodings ?? []) {
+      const want = wantActive(encoding.rid);
+      if ((encoding.active ?? true) !== want) {
+        encoding.active = want;
+        changed = true;
+      }
+    }
+    if (changed) await sender.setParameters(parameters);
+  } catch (error) {
+    console.debug('call: setParameters failed', error);
+  }
+}
+
+// ---------------------------------------------------------------- video layout
+
+/** `{mid: {width, height, visible}}` for every remote video now being received, or null. */
+function collectLayout() {
+  const current = session;
+  if (!current?.pc || !current.joined || current.pc.signalingState === 'closed') return null;
+  const tracks = {};
+  for (const transceiver of current.pc.getTransceivers()) {
+    const { mid } = transceiver;
+    if (mid == null || transceiver.currentDirection !== 'recvonly') continue;
+    const info = current.tracks[mid];
+    if (!info?.participant_id) continue;
+    if ((info.kind ?? transceiver.receiver.track?.kind) !== 'video') continue;
+    const tile = tiles.get(info.participant_id);
+    const shown = layout.measure(tile?.media);
+    // A camera that is off, or audio-only mode, needs no video at all.
+    const visible = shown.visible && !audioOnly && !tile.info.camMuted;
+    tracks[mid] = { width: shown.width, height: shown.height, visible };
+  }
+  return tracks;
+}
+
+function sendLayout(tracks) {
+  return Boolean(session?.sig.send({ type: 'video_layout', tracks }));
+}
+
+// ---------------------------------------------------------------- active speaker
+
+function setActiveSpeaker(id) {
+  activeSpeaker = typeof id === 'string' && id ? id : null;
+  for (const [participantId, tile] of tiles) tile.setSpeaking(participantId === activeSpeaker);
+  selfTile.setSpeaking(Boolean(activeSpeaker) && activeSpeaker === selfInfo?.id);
+  announceSpeakerSoon();
+}
+
+/** Say who speaks (only when switched on), at most once per SPEAKER_ANNOUNCE_GAP_MS. */
+function announceSpeakerSoon() {
+  if (!announceSpeaker || speakerAnnounceTimer !== null) return;
+  const wait = lastSpeakerAnnouncement + SPEAKER_ANNOUNCE_GAP_MS - performance.now();
+  if (wait > 0) {
+    // Too soon: say who is speaking when the gap is over, skipping anyone in between.
+    speakerAnnounceTimer = setTimeout(() => {
+      speakerAnnounceTimer = null;
+      announceSpeakerSoon();
+    }, wait);
+    return;
+  }
+  const id = activeSpeaker;
+  if (!id || id === selfInfo?.id || id === lastAnnouncedSpeaker) return;
+  const participant = participants.get(id);
+  if (!participant) return;
+  announce(t('announce.speaking', { name: displayName(participant) }));
+  lastAnnouncedSpeaker = id;
+  lastSpeakerAnnouncement = performance.now();
+}
+
+function readAnnounceSpeaker() {
+  try {
+    return window.localStorage.getItem(SPEAKER_STORAGE_KEY) === 'true';
+  } catch {
+    return false; // storage can be blocked
+  }
+}
+
+function toggleAnnounceSpeaker() {
+  announceSpeaker = !announceSpeaker;
+  try {
+    window.localStorage.setItem(SPEAKER_STORAGE_KEY, String(announceSpeaker));
+  } catch {
+    // not remembering the choice is fine
+  }
+  lastAnnouncedSpeaker = null;
+  clearTimeout(speakerAnnounceTimer);
+  speakerAnnounceTimer = null;
+  renderAnnounceSpeaker();
+}
+
+/** A true on/off setting: constant label, state in aria-pressed (and visibly "Aan"/"Uit"). */
+function renderAnnounceSpeaker() {
+  ui.announceSpeaker.setAttribute('aria-pressed', String(announceSpeaker));
+  ui.announceSpeaker.querySelector('.label').textContent = t('speaker.announce');
+  ui.announceSpeaker.querySelector('.toggle-state').textContent = t(
+    announceSpeaker ? 'setting.on' : 'setting.off',
+  );
+}
+
+// ---------------------------------------------------------------- weak connection
+
+function handleBandwidth(msg) {
+  bandwidthLow = msg.low === true;
+  renderSuggestion();
+}
+
+function suggestionWanted() {
+  return (
+    bandwidthLow && !audioOnly && state === 'joined' && Date.now() >= suggestionSnoozedUntil
+  );
+}
+
+function renderSuggestion() {
+  const show = suggestionWanted();
+  if (show === !ui.suggestion.hidden) return;
+  if (show) {
+    // Shown empty first, then filled: screen readers read a live region's new content, not a
+    // region that appears with its content already in it.
+    ui.suggestionText.textContent = '';
+    ui.suggestion.hidden = false;
+    clearTimeout(suggestionTextTimer);
+    suggestionTextTimer = setTimeout(renderSuggestionText, SUGGESTION_TEXT_DELAY_MS);
+  } else {
+    hideSuggestion();
+  }
+}
+
+function renderSuggestionText() {
+  if (!ui.suggestion.hidden) ui.suggestionText.textContent = t('bandwidth.text');
+}
+
+function hideSuggestion() {
+  clearTimeout(suggestionTextTimer);
+  const hadFocus = ui.suggestion.contains(document.activeElement);
+  ui.suggestion.hidden = true;
+  ui.suggestionText.textContent = '';
+  // Do not leave keyboard users stranded on <body>: go to the button that does the same thing.
+  if (hadFocus && !ui.controls.hidden) ui.audioOnly.focus();
+}
+
+function snoozeSuggestion() {
+  suggestionSnoozedUntil = Date.now() + BANDWIDTH_SNOOZE_MS;
+  clearTimeout(suggestionTimer);
+  suggestionTimer = setTimeout(renderSuggestion, BANDWIDTH_SNOOZE_MS + 50);
+  renderSuggestion();
+}
+
 // ---------------------------------------------------------------- connection
 
 function connect() {
@@ -418,6 +698,10 @@ function connect() {
     pendingCandidates: [],
     published: false,
     connected: false,
+    joined: false,
+    videoSender: null, // the camera's RTCRtpSender (simulcast when there is a camera)
+    encodings: Promise.resolve(), // setParameters calls, one at a time
+    encodingsQueued: false,
     timers: {},
   };
   session = current;
@@ -434,6 +718,11 @@ function connect() {
 function teardownSession(closeCode = 4000) {
   const current = session;
   session = null;
+  // What the old connection told us no longer holds; the next one tells us again.
+  layout.reset();
+  bandwidthLow = false;
+  renderSuggestion();
+  if (activeSpeaker) setActiveSpeaker(null);
   if (!current) return;
   for (const timer of Object.values(current.timers)) clearTimeout(timer);
   if (current.pc) current.pc.close();
@@ -463,6 +752,15 @@ function handleMessage(current, msg) {
     case 'participant_left':
       removeParticipant(msg.participant_id, msg.reason);
       break;
+    case 'publisher_layers':
+      handlePublisherLayers(current, msg);
+      break;
+    case 'active_speaker':
+      setActiveSpeaker(msg.participant_id ?? null);
+      break;
+    case 'bandwidth':
+      handleBandwidth(msg);
+      break;
     case 'error':
       handleServerError(msg);
       break;
@@ -476,7 +774,9 @@ function handleMessage(current, msg) {
 function handleJoined(current, msg) {
   clearTimeout(current.timers.join);
   const wasReconnecting = state === 'reconnecting';
+  current.joined = true;
   selfInfo = msg.participant ?? null;
+  if (audioOnly) sendAudioOnly(); // the server forgets it with the old connection
   setState('joined');
   setStatus('status.joined');
   hideMessage();
@@ -523,10 +823,23 @@ function enqueue(current, step) {
 function startPeerConnection(current, iceServers) {
   const pc = new RTCPeerConnection({ iceServers: Array.isArray(iceServers) ? iceServers : [] });
   current.pc = pc;
+  // A new connection starts with all layers; the server sends `publisher_layers` again if needed.
+  layerWish = null;
+  layout.reset();
   // Audio first, then video. A missing device still gets its (empty) sender, reported as muted.
-  for (const kind of KINDS) {
-    pc.addTransceiver(liveTrack(kind) ?? kind, { direction: 'sendonly', streams: [localStream] });
-  }
+  const streams = [localStream];
+  pc.addTransceiver(liveTrack('audio') ?? 'audio', { direction: 'sendonly', streams });
+  const camera = liveTrack('video');
+  const video = camera
+    ? pc.addTransceiver(camera, {
+        direction: 'sendonly',
+        streams,
+        sendEncodings: SIMULCAST_LAYERS.map((layer) =>
+          audioOnly ? { ...layer, active: false } : { ...layer },
+        ),
+      })
+    : pc.addTransceiver('video', { direction: 'sendonly', streams });
+  current.videoSender = video.sender;
   pc.addEventListener('icecandidate', (event) => sendCandidate(current, event.candidate));
   pc.addEventListener('track', (event) => handleRemoteTrack(current, event));
   pc.addEventListener('connectionstatechange', () => handleConnectionState(current));
@@ -560,7 +873,8 @@ async function handleAnswer(current, msg) {
   await pc.setRemoteDescription({ type: 'answer', sdp: msg.sdp });
   await flushCandidates(current);
   current.published = true;
-  for (const kind of KINDS) if (isMuted(kind)) sendMute(kind);
+  for (const kind of KINDS) if (isMutedForOthers(kind)) sendMute(kind);
+  applyEncodings(current);
 }
 
 async function handleOffer(current, msg) {
@@ -572,6 +886,8 @@ async function handleOffer(current, msg) {
   await pc.setLocalDescription(answer);
   current.sig.send({ type: 'answer', sdp: pc.localDescription.sdp });
   syncRemoteMedia(current);
+  layout.schedule({ force: true }); // new mids: tell the server how their videos are shown
+  applyEncodings(current); // in case an earlier setParameters failed during negotiation
 }
 
 async function handleRemoteCandidate(current, candidate) {
@@ -614,6 +930,7 @@ function syncRemoteMedia(current) {
     byParticipant.set(info.participant_id, list);
   }
   for (const [id, tile] of tiles) tile.setTracks(byParticipant.get(id) ?? []);
+  layout.schedule();
 }
 
 function handleConnectionState(current) {
@@ -746,6 +1063,16 @@ function wireUi() {
   ui.mic.addEventListener('click', () => toggleMute('audio'));
   ui.cam.addEventListener('click', () => toggleMute('video'));
   ui.leave.addEventListener('click', leave);
+  ui.audioOnly.addEventListener('click', () => setAudioOnly(!audioOnly));
+  ui.announceSpeaker.addEventListener('click', toggleAnnounceSpeaker);
+  ui.suggestionAccept.addEventListener('click', () => {
+    setAudioOnly(true);
+    ui.audioOnly.focus(); // its label now says how to undo this
+  });
+  ui.suggestionDismiss.addEventListener('click', snoozeSuggestion);
+  ui.suggestion.addEventListener('keydown', (event) => {
+    if (event.key === 'Escape') snoozeSuggestion(); // same as "Nee, bedankt"
+  });
   ui.controls.addEventListener('keydown', onToolbarKey);
   ui.messageAction.addEventListener('click', () => message?.onAction?.());
   ui.reload.addEventListener('click', () => window.location.reload());
@@ -803,6 +1130,10 @@ function exposeForTests() {
     participants: () => [...participants.values()].map((p) => structuredClone(p)),
     selfId: () => selfInfo?.id ?? null,
     localStream: () => localStream,
+    lastLayout: () => layout.last,
+    audioOnly: () => audioOnly,
+    activeSpeaker: () => activeSpeaker,
+    publisherLayers: () => (layerWish ? { ...layerWish } : null),
   });
 }
 

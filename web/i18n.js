@@ -25,6 +25,8 @@ const STRINGS = {
     'cam.unmute': 'Camera aan',
     'cam.none': 'Geen camera',
     'leave': 'Verlaten',
+    'audioOnly.start': 'Alleen geluid',
+    'audioOnly.stop': 'Beeld weer aan',
     'sound.enable': 'Geluid aanzetten',
     'sound.hint': 'Je hoort de anderen nog niet. Klik op de knop om het geluid aan te zetten.',
     'reload': 'Pagina opnieuw laden',
@@ -33,6 +35,8 @@ const STRINGS = {
     'tile.unknown': 'Deelnemer',
     'tile.micMuted': 'Microfoon uit',
     'tile.camMuted': 'Camera uit',
+    'tile.audioOnly': 'Alleen geluid',
+    'tile.speaking': 'Spreekt',
     'role.employee': 'medewerker',
     'role.resident': 'inwoner',
     'role.guest': 'gast',
@@ -48,6 +52,21 @@ const STRINGS = {
     'announce.left': '{name} heeft het gesprek verlaten.',
     'announce.disconnected': 'De verbinding met {name} is verbroken.',
     'announce.reconnected': 'De verbinding werkt weer.',
+    'announce.speaking': '{name} spreekt.',
+    'announce.audioOnlyOn':
+      'Alleen geluid staat aan. Je ziet de anderen niet. Zij zien jou ook niet.',
+    'announce.audioOnlyOff': 'Het beeld staat weer aan.',
+
+    'settings.label': 'Instellingen',
+    'speaker.announce': 'Meld wie er spreekt',
+    'speaker.hint': 'Je schermlezer zegt dan wie er praat.',
+    'setting.on': 'Aan',
+    'setting.off': 'Uit',
+
+    'bandwidth.text':
+      'Je verbinding is zwak. Wil je alleen geluid gebruiken? Dan blijft het gesprek goed te verstaan.',
+    'bandwidth.accept': 'Alleen geluid',
+    'bandwidth.dismiss': 'Nee, bedankt',
 
     'media.missing.both': 'Je camera en microfoon doen het niet.',
     'media.missing.video': 'Je camera doet het niet.',
@@ -106,6 +125,8 @@ const STRINGS = {
     'cam.unmute': 'Camera on',
     'cam.none': 'No camera',
     'leave': 'Leave',
+    'audioOnly.start': 'Audio only',
+    'audioOnly.stop': 'Turn video back on',
     'sound.enable': 'Turn on sound',
     'sound.hint': 'You cannot hear the others yet. Press the button to turn on the sound.',
     'reload': 'Reload the page',
@@ -114,6 +135,8 @@ const STRINGS = {
     'tile.unknown': 'Participant',
     'tile.micMuted': 'Microphone off',
     'tile.camMuted': 'Camera off',
+    'tile.audioOnly': 'Audio only',
+    'tile.speaking': 'Speaking',
     'role.employee': 'employee',
     'role.resident': 'resident',
     'role.guest': 'guest',
@@ -129,6 +152,21 @@ const STRINGS = {
     'announce.left': '{name} has left the call.',
     'announce.disconnected': 'The connection with {name} was lost.',
     'announce.reconnected': 'The connection works again.',
+    'announce.speaking': '{name} is speaking.',
+    'announce.audioOnlyOn':
+      'Audio only is on. You do not see the others. They do not see you either.',
+    'announce.audioOnlyOff': 'Video is on again.',
+
+    'settings.label': 'Settings',
+    'speaker.announce': 'Announce who is speaking',
+    'speaker.hint': 'Your screen reader will then say who is talking.',
+    'setting.on': 'On',
+    'setting.off': 'Off',
+
+    'bandwidth.text':
+      'Your connection is weak. Do you want to use audio only? Then the call stays easy to understand.',
+    'bandwidth.accept': 'Audio only',
+    'bandwidth.dismiss': 'No, thanks',
 
     'media.missing.both': 'Your camera and microphone do not work.',
     'media.missing.video': 'Your camera does not work.',

@@ -1,5 +1,7 @@
 // One video tile per person: <figure data-participant-id> with the video (or initials when the
-// camera is off), visible "microphone off" / "camera off" indicators and a <figcaption class="tile-name">.
+// camera is off), visible "microphone off" / "camera off" / "audio only" indicators and a
+// <figcaption class="tile-name"> that also shows "Spreekt" while the person is the active speaker
+// (class `speaking` and data-speaking="true" on the figure).
 
 import { has, t } from './i18n.js';
 
@@ -63,6 +65,8 @@ export class Tile {
   constructor({ self = false, onAutoplayBlocked = () => {} } = {}) {
     this.self = self;
     this.info = { id: '', name: '', role: '', micMuted: false, camMuted: false };
+    this.speaking = false;
+    this.audioOnly = false; // low-bandwidth mode: show initials and "Alleen geluid", no video
     this.stream = new MediaStream();
     this.bindings = new Map(); // track → AbortController for its event listeners
     this.onAutoplayBlocked = onAutoplayBlocked;
@@ -74,7 +78,10 @@ export class Tile {
     this.el = element('figure', `tile${this.self ? ' tile-self' : ''}`);
     if (this.self) this.el.dataset.self = 'true';
 
+    // The box the video fills; its size and visibility are what `video_layout` reports. (The
+    // <video> itself is hidden while no frames arrive, so it cannot be measured.)
     const media = element('div', 'tile-media');
+    this.media = media;
     this.video = element('video', 'tile-video', { autoplay: '', playsinline: '' });
     this.video.muted = true; // sound goes through the <audio> element; own preview is silent
     this.placeholder = element('div', 'tile-placeholder', { 'aria-hidden': 'true' });
@@ -84,7 +91,8 @@ export class Tile {
     const indicators = element('div', 'tile-indicators');
     this.mic = indicator('mic-muted', 'mic-off');
     this.cam = indicator('cam-muted', 'cam-off');
-    indicators.append(this.mic.el, this.cam.el);
+    this.audioOnlyIndicator = indicator('tile-audio-only', 'audio');
+    indicators.append(this.mic.el, this.cam.el, this.audioOnlyIndicator.el);
     media.append(this.video, this.placeholder, indicators);
     this.el.append(media);
 
@@ -97,7 +105,17 @@ export class Tile {
     this.nameEl = element('span', 'tile-person');
     this.separator = element('span', 'visually-hidden');
     this.roleEl = element('span', 'tile-role');
-    this.caption.append(this.nameEl, this.separator, this.roleEl);
+    this.speakingSeparator = element('span', 'visually-hidden');
+    this.speakingEl = element('span', 'speaking-label', { hidden: '' });
+    this.speakingText = element('span', 'speaking-label-text');
+    this.speakingEl.append(icon('audio'), this.speakingText);
+    this.caption.append(
+      this.nameEl,
+      this.separator,
+      this.roleEl,
+      this.speakingSeparator,
+      this.speakingEl,
+    );
     this.el.append(this.caption);
   }
 
@@ -126,7 +144,31 @@ export class Tile {
     this.mic.el.hidden = !micMuted;
     this.cam.el.hidden = !camMuted;
     this.el.classList.toggle('is-mic-muted', Boolean(micMuted));
+
+    this.audioOnlyIndicator.text.textContent = t('tile.audioOnly');
+    this.audioOnlyIndicator.el.hidden = !this.audioOnly || Boolean(camMuted);
+
+    this.speakingText.textContent = t('tile.speaking');
+    this.speakingEl.hidden = !this.speaking;
+    this.speakingSeparator.textContent = this.speaking ? ', ' : '';
+    this.el.classList.toggle('speaking', this.speaking);
+    if (this.speaking) this.el.dataset.speaking = 'true';
+    else delete this.el.dataset.speaking;
     this.#renderMedia();
+  }
+
+  /** Mark this person as the one speaking now (or not). */
+  setSpeaking(speaking) {
+    if (this.speaking === Boolean(speaking)) return;
+    this.speaking = Boolean(speaking);
+    this.render();
+  }
+
+  /** Audio-only mode: initials and "Alleen geluid" instead of the video. */
+  setAudioOnly(audioOnly) {
+    if (this.audioOnly === Boolean(audioOnly)) return;
+    this.audioOnly = Boolean(audioOnly);
+    this.render();
   }
 
   /** Show exactly these tracks (receiver tracks for others, the camera track for yourself). */
@@ -205,7 +247,7 @@ export class Tile {
   #renderMedia() {
     const video = this.stream.getVideoTracks()[0];
     const live = Boolean(video) && video.readyState === 'live' && !video.muted;
-    const showVideo = live && !this.info.camMuted;
+    const showVideo = live && !this.info.camMuted && !this.audioOnly;
     this.video.hidden = !showVideo;
     this.placeholder.hidden = showVideo;
     this.el.classList.toggle('has-video', showVideo);
