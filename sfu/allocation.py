@@ -6,7 +6,7 @@ its loss into a wanted layer per video (what the publisher should send) and a ta
 best layer that is actually flowing now).
 
 Hysteresis: after a downgrade for congestion, no upgrade for a back-off time that doubles with
-each congestion (4 s up to 32 s) and resets after a calm minute. Because a browser's REMB stays
+each congestion (8 s up to 32 s) and resets after a calm minute. Because a browser's REMB stays
 near 1.5 x what it receives, an upgrade is also tried ("probing") when the estimate shows clear
 headroom over the current rate and there is no loss; if that causes congestion, the next estimate
 brings the layer down again and the back-off grows.
@@ -20,9 +20,10 @@ from dataclasses import dataclass
 NO_LAYER = -1
 DEFAULT_LAYER_SIZES = ((320, 180), (640, 360), (1280, 720))
 HEADROOM = 1.3  # probe upward when the estimate is this much above the current rate
-CONGESTION = 0.9  # congested when the estimate is below this share of the current rate
+CONGESTION = 0.9  # congested when a falling estimate is below this share of the current rate
+FAR_BELOW = 0.5  # ... or any estimate below this share
 LOSS_CONGESTION = 0.1
-MIN_BACKOFF_MS = 4000
+MIN_BACKOFF_MS = 8000
 MAX_BACKOFF_MS = 32000
 CALM_RESET_MS = 60000
 LOW_BANDWIDTH_BPS = 200_000
@@ -79,6 +80,7 @@ class BandwidthAllocator:
         audio_bps: int,
         demands: list[VideoDemand],
         now_ms: int,
+        estimate_falling: bool = True,
     ) -> dict[str, LayerChoice]:
         if now_ms - self._last_congestion_ms > CALM_RESET_MS:
             self._backoff_ms = MIN_BACKOFF_MS
@@ -99,24 +101,42 @@ class BandwidthAllocator:
             d.key: d.current_layer if d.current_layer >= 0 else wanted[d.key] for d in visible
         }
         current_total = total(actual)
-        self.congested = estimate_bps is not None and (
-            estimate_bps < current_total * CONGESTION or loss_fraction > LOSS_CONGESTION
+        # A browser's REMB trails what it receives: below the current rate alone is no sign of
+        # congestion, a falling estimate below it (or heavy loss, or far below it) is.
+        self.congested = loss_fraction > LOSS_CONGESTION or (
+            estimate_bps is not None
+            and (
+                (estimate_falling and estimate_bps < current_total * CONGESTION)
+                or estimate_bps < current_total * FAR_BELOW
+            )
         )
         if self.congested:
-            assert estimate_bps is not None
-            budget = min(estimate_bps, int(current_total * (1 - loss_fraction)))
+            budget = int(current_total * (1 - loss_fraction))
+            if estimate_bps is not None:
+                budget = min(budget, estimate_bps)
             wanted = {key: min(wanted[key], layer) for key, layer in actual.items()}
             self._reduce(wanted, visible, budget, total)
             self._no_upgrade_until_ms = now_ms + self._backoff_ms
             self._backoff_ms = min(MAX_BACKOFF_MS, self._backoff_ms * 2)
             self._last_congestion_ms = now_ms
         elif now_ms >= self._no_upgrade_until_ms:
-            upgraded = {d.key: d.max_layer for d in visible}
+            recently_congested = now_ms - self._last_congestion_ms < CALM_RESET_MS
+            if recently_congested and estimate_bps is None:
+                # Only loss tells about this link: probe one layer at a time.
+                upgraded = {d.key: min(d.max_layer, wanted[d.key] + 1) for d in visible}
+                if any(layer < 0 for layer in wanted.values()):
+                    # Resume a paused video (at its lowest layer) before raising any layer.
+                    upgraded = {key: max(0, layer) for key, layer in wanted.items()}
+            else:
+                upgraded = {d.key: d.max_layer for d in visible}
             if (
                 estimate_bps is None
                 or total(upgraded) <= estimate_bps
                 or (estimate_bps >= current_total * HEADROOM and loss_fraction < 0.02)
             ):
+                if upgraded != wanted:
+                    # Give the probe time to show loss before the next one.
+                    self._no_upgrade_until_ms = now_ms + MIN_BACKOFF_MS
                 wanted = upgraded
         self._wanted = dict(wanted)
 
@@ -135,14 +155,21 @@ class BandwidthAllocator:
     ) -> None:
         """Lower the highest layers first until the total fits; never below the lowest layer.
 
-        Between equal layers, the video shown smaller gives way first.
+        Between equal layers, the video shown smaller gives way first; when even the lowest layers
+        do not fit, the videos shown smallest are paused (one video always stays).
         """
         while total(wanted) > budget:
             candidates = [d for d in visible if wanted[d.key] > 0]
-            if not candidates:
+            if candidates:
+                biggest = max(candidates, key=lambda d: (wanted[d.key], -d.max_layer))
+                wanted[biggest.key] -= 1
+                continue
+            # Even the lowest layers do not fit: pause the videos shown smallest, keeping one.
+            running = [d for d in visible if wanted[d.key] == 0]
+            if len(running) <= 1:
                 return
-            biggest = max(candidates, key=lambda d: (wanted[d.key], -d.max_layer))
-            wanted[biggest.key] -= 1
+            smallest = min(running, key=lambda d: (d.max_layer, d.current_layer))
+            wanted[smallest.key] = NO_LAYER
 
     @staticmethod
     def _flowing_target(demand: VideoDemand, wanted_layer: int) -> int:
@@ -155,6 +182,11 @@ class BandwidthAllocator:
             if demand.flowing[layer]:
                 return layer  # only higher layers flow: better a larger picture than none
         return wanted_layer  # nothing flows yet: wait for the wanted layer
+
+    @property
+    def struggling(self) -> bool:
+        """Congested although every video is at its lowest layer or paused: audio-only helps."""
+        return self.congested and all(layer <= 0 for layer in self._wanted.values())
 
     def forget(self, key: str) -> None:
         self._wanted.pop(key, None)

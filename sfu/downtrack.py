@@ -14,6 +14,10 @@ from sfu.rtcp import build_sender_report
 from sfu.rtp import RTP_HEADER, RtpPacketView
 from sfu.vp8 import Vp8Munger
 
+RETRANSMIT_SHARE = 0.25  # resends may add at most a quarter to what is forwarded
+RETRANSMIT_BURST = 40
+RETRANSMIT_INTERVAL_MS = 100
+
 # Fixed header plus a one-byte-header extension block holding only abs-send-time (3 bytes).
 RTP_HEADER_WITH_ABS_SEND_TIME = struct.Struct("!BBHIIHHI")
 
@@ -34,6 +38,9 @@ class DownTrack:
 
     __slots__ = (
         "_abs_send_time_word",
+        "_retransmit_credit",
+        "_retransmitted_at",
+        "_sent_at_last_credit",
         "_source",
         "active",
         "bytes_sent",
@@ -86,6 +93,9 @@ class DownTrack:
         self.bytes_sent = 0
         self.payload_bytes_sent = 0
         self.retransmissions = 0
+        self._retransmit_credit = float(RETRANSMIT_BURST)
+        self._sent_at_last_credit = 0
+        self._retransmitted_at: dict[int, int] = {}
         self.layer_switches = 0
         self.fraction_lost = 0.0
         self.drops: Counter[DropReason] = Counter()
@@ -206,10 +216,35 @@ class DownTrack:
             )
         return header + payload
 
-    def retransmit(self, lost_seqs: tuple[int, ...], abs_send_time: int = 0) -> list[bytes]:
-        """Packets to send again for a subscriber's NACK, from the publication's buffers."""
+    def retransmit(
+        self, lost_seqs: tuple[int, ...], abs_send_time: int = 0, now_ms: int = 0
+    ) -> list[bytes]:
+        """Packets to send again for a subscriber's NACK, from the publication's buffers.
+
+        On a congested link retransmissions would add to the congestion: a packet is resent at
+        most once per RETRANSMIT_INTERVAL_MS, and all resends together stay below a share of what
+        is forwarded (a credit earned per forwarded packet).
+        """
+        self._retransmit_credit = min(
+            float(RETRANSMIT_BURST),
+            self._retransmit_credit
+            + RETRANSMIT_SHARE * (self.packets_sent - self._sent_at_last_credit),
+        )
+        self._sent_at_last_credit = self.packets_sent
+        if len(self._retransmitted_at) > 512:
+            self._retransmitted_at = {
+                seq: at
+                for seq, at in self._retransmitted_at.items()
+                if now_ms - at < RETRANSMIT_INTERVAL_MS
+            }
         result = []
         for out_seq in lost_seqs:
+            if self._retransmit_credit < 1:
+                self.drops[DropReason.RETRANSMIT_LIMIT] += 1
+                continue
+            last = self._retransmitted_at.get(out_seq)
+            if last is not None and now_ms - last < RETRANSMIT_INTERVAL_MS:
+                continue
             found = self.rewriter.source_for_out_seq(out_seq)
             if found is None:
                 continue
@@ -225,6 +260,8 @@ class DownTrack:
                 payload = self.munger.rewrite(payload)
             timestamp = (packet.timestamp + ts_offset) & 0xFFFFFFFF
             result.append(self._write(packet, payload, out_seq, timestamp, abs_send_time))
+            self._retransmit_credit -= 1
+            self._retransmitted_at[out_seq] = now_ms
         self.retransmissions += len(result)
         return result
 

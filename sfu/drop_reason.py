@@ -15,3 +15,4 @@ class DropReason(enum.IntEnum):
     UNKNOWN_STREAM = 6
     MALFORMED = 7
     PAUSED = 8
+    RETRANSMIT_LIMIT = 9

@@ -12,6 +12,7 @@ import logging
 import secrets
 import struct
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
@@ -70,8 +71,12 @@ SendMessage = Callable[[dict[str, object]], Awaitable[None]]
 TICK_MS = 50
 REPORT_INTERVAL_MS = 1000
 ALLOCATION_INTERVAL_MS = 500
-LAYER_PAUSE_AFTER_MS = 3000
+LAYER_PAUSE_AFTER_MS = 5000
 AUDIO_BITRATE_BPS = 40_000
+# A browser's receive-side estimate starts from a guess; it means something after a few seconds.
+ESTIMATE_WARMUP_MS = 5000
+ESTIMATE_WINDOW_MS = 3000
+ESTIMATE_FALL = 0.85
 MAX_REMOTE_CANDIDATES = 32
 SSRC = struct.Struct("!I")
 
@@ -126,7 +131,9 @@ class Participant:
         self._abs_send_time_id: int | None = None
         self._twcc = TwccRecorder()
         # Downlink: the subscriber's browser estimate (REMB), the page's layout, audio-only mode.
-        self.downlink_estimate_bps: int | None = None
+        self.downlink_estimate_bps: int | None = None  # None until the browser's REMB settles
+        self._downlink_estimates: deque[tuple[int, int]] = deque()
+        self._connected_ms = 0
         self._allocator = BandwidthAllocator()
         self._layout: dict[str, tuple[int, int, bool]] = {}  # mid -> (width, height, visible)
         self.audio_only = False
@@ -508,6 +515,7 @@ class Participant:
     def _on_transport_state(self, state: str) -> None:
         if state == "connected":
             self.last_packet_ms = now_ms()
+            self._connected_ms = self.last_packet_ms
             for downtrack in self.downtracks.values():
                 self._activate(downtrack)
             for publication in self.publications.values():
@@ -620,7 +628,7 @@ class Participant:
                     downtrack = self._downtracks_by_ssrc.get(message.media_ssrc)
                     if downtrack is not None and downtrack.active:
                         abs_send_time = ((time.monotonic_ns() // 1000) << 18) // 1_000_000
-                        for packet in downtrack.retransmit(message.lost, abs_send_time):
+                        for packet in downtrack.retransmit(message.lost, abs_send_time, now):
                             self.transport.send_rtp(packet)
                 elif isinstance(message, PictureLossIndication):
                     downtrack = self._downtracks_by_ssrc.get(message.media_ssrc)
@@ -632,7 +640,11 @@ class Participant:
                         if downtrack is not None:
                             downtrack.publication.request_keyframe(now, downtrack.target_layer)
                 elif isinstance(message, Remb):
-                    self.downlink_estimate_bps = message.bitrate_bps
+                    self._downlink_estimates.append((now, message.bitrate_bps))
+                    while now - self._downlink_estimates[0][0] > ESTIMATE_WINDOW_MS:
+                        self._downlink_estimates.popleft()
+                    if now - self._connected_ms >= ESTIMATE_WARMUP_MS:
+                        self.downlink_estimate_bps = message.bitrate_bps
                 elif isinstance(message, Bye):
                     pass
         except RtcpError:
@@ -677,8 +689,12 @@ class Participant:
                 )
             )
         loss = max((d.fraction_lost for d in self.downtracks.values()), default=0.0)
+        estimate = self.downlink_estimate_bps
+        falling = estimate is not None and estimate < ESTIMATE_FALL * max(
+            rate for _, rate in self._downlink_estimates
+        )
         choices = self._allocator.allocate(
-            self.downlink_estimate_bps, loss, audio_tracks * AUDIO_BITRATE_BPS, demands, now
+            estimate, loss, audio_tracks * AUDIO_BITRATE_BPS, demands, now, falling
         )
         for mid, choice in choices.items():
             downtrack = self.downtracks[mid]
@@ -687,7 +703,7 @@ class Participant:
                 downtrack.selector.set_target(choice.target_layer)
                 if choice.target_layer >= 0 and downtrack.active:
                     downtrack.publication.request_keyframe(now, choice.target_layer)
-        low = (
+        low = self._allocator.struggling or (
             self.downlink_estimate_bps is not None
             and self.downlink_estimate_bps < LOW_BANDWIDTH_BPS
         )

@@ -23,6 +23,9 @@ SUPPORTED_EXTENSIONS = {
 }
 VIDEO_FEEDBACK = ("nack", "nack pli", "ccm fir", "goog-remb", "transport-cc")
 AUDIO_FEEDBACK = ("transport-cc",)
+# Chrome starts its bandwidth estimate at this (kbit/s) instead of 300, so with transport-cc
+# feedback all three simulcast layers start within seconds.
+PUBLISH_VP8_FMTP = "x-google-start-bitrate=1500"
 # What the SFU offers a subscriber: its browser estimates the downlink from abs-send-time and
 # reports it with REMB.
 SEND_VIDEO_FEEDBACK = ("nack", "nack pli", "ccm fir", "goog-remb")
@@ -242,7 +245,7 @@ def _choose_codec(section: MediaSection) -> Codec | None:
             None,
         )
         feedback = tuple(f for f in VIDEO_FEEDBACK if f in offered_fb)
-        return Codec(pt, "VP8", entry[1], None, None, feedback, rtx)
+        return Codec(pt, "VP8", entry[1], None, PUBLISH_VP8_FMTP, feedback, rtx)
     return None
 
 

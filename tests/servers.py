@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -37,28 +38,45 @@ class RunningServer:
         )
 
     def join_url(
-        self, room: str, identity: str, name: str | None = None, role: str = "resident"
+        self,
+        room: str,
+        identity: str,
+        name: str | None = None,
+        role: str = "resident",
+        host: str | None = None,
     ) -> str:
-        return f"{self.base_url}/call#token={self.token(room, identity, name, role)}"
+        base = self.base_url if host is None else self.base_url.replace("127.0.0.1", host)
+        return f"{base}/call#token={self.token(room, identity, name, role)}"
 
 
 @asynccontextmanager
-async def running_server(data_dir: Path, **sfu_options: int) -> AsyncIterator[RunningServer]:
+async def running_server(
+    data_dir: Path,
+    *,
+    extra_host: str | None = None,
+    extra_network: str | None = None,
+    **sfu_options: int,
+) -> AsyncIterator[RunningServer]:
+    """The server on 127.0.0.1 and, for a test host in its own namespace, on `extra_host` too."""
     port = free_port()
+    rtc_ips = ("127.0.0.1",) if extra_host is None else ("127.0.0.1", extra_host)
+    networks = LOOPBACK_NETWORKS
+    if extra_network is not None:
+        networks = (*LOOPBACK_NETWORKS, ipaddress.ip_network(extra_network))
     settings = Settings.load(
         host="127.0.0.1",
         port=port,
         data_dir=data_dir,
-        rtc_ips=("127.0.0.1",),
-        allowed_networks=LOOPBACK_NETWORKS,
+        rtc_ips=rtc_ips,
+        allowed_networks=networks,
         env={},
     )
-    sfu = Sfu(SfuConfig(rtc_ips=("127.0.0.1",), allowed_networks=LOOPBACK_NETWORKS, **sfu_options))
+    sfu = Sfu(SfuConfig(rtc_ips=rtc_ips, allowed_networks=networks, **sfu_options))
     app = create_app(settings, sfu)
     runner = web.AppRunner(app)
     await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", port)
-    await site.start()
+    for host in rtc_ips:
+        await web.TCPSite(runner, host, port).start()
     try:
         yield RunningServer(f"http://127.0.0.1:{port}", settings, sfu)
     finally:

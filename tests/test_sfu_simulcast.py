@@ -146,20 +146,47 @@ def test_a_weak_downlink_gets_a_lower_layer_and_does_not_flap_back_at_once():
     assert (
         allocator.allocate(600_000, 0.0, 40_000, [demand(current=0)], 2000)["v"].target_layer == 0
     )
-    # After the back-off, headroom without loss allows a probe upward.
+    # After the back-off (8 s), headroom without loss allows a probe upward.
     assert (
-        allocator.allocate(600_000, 0.0, 40_000, [demand(current=0)], 6000)["v"].target_layer == 2
+        allocator.allocate(600_000, 0.0, 40_000, [demand(current=0)], 9500)["v"].target_layer == 2
     )
-    # The probe congests: down again, and the back-off doubles.
+    # The probe congests: down again, and the back-off doubles to 16 s.
     assert (
-        allocator.allocate(400_000, 0.0, 40_000, [demand(current=2)], 7000)["v"].target_layer == 0
-    )
-    assert (
-        allocator.allocate(900_000, 0.0, 40_000, [demand(current=0)], 11000)["v"].target_layer == 0
+        allocator.allocate(400_000, 0.0, 40_000, [demand(current=2)], 10000)["v"].target_layer == 0
     )
     assert (
-        allocator.allocate(900_000, 0.0, 40_000, [demand(current=0)], 15100)["v"].target_layer == 2
+        allocator.allocate(900_000, 0.0, 40_000, [demand(current=0)], 20000)["v"].target_layer == 0
     )
+    assert (
+        allocator.allocate(900_000, 0.0, 40_000, [demand(current=0)], 26100)["v"].target_layer == 2
+    )
+
+
+def test_a_steady_estimate_below_the_rate_is_not_taken_for_congestion():
+    allocator = BandwidthAllocator()
+    allocator.allocate(None, 0.0, 40_000, [demand()], 0)
+    choice = allocator.allocate(1_200_000, 0.0, 40_000, [demand(current=2)], 1000, False)["v"]
+    assert choice.target_layer == 2 and not allocator.congested
+
+
+def test_with_loss_as_the_only_signal_probing_goes_up_one_layer_at_a_time():
+    allocator = BandwidthAllocator()
+    allocator.allocate(None, 0.0, 40_000, [demand()], 0)
+    # The budget shrinks with the loss: first to the middle layer, then to the lowest.
+    assert allocator.allocate(None, 0.4, 40_000, [demand(current=2)], 1000)["v"].target_layer == 1
+    assert allocator.allocate(None, 0.4, 40_000, [demand(current=1)], 1500)["v"].target_layer == 0
+    # Back-off 16 s after the second congestion; then one layer up, then (8 s later) the next.
+    assert allocator.allocate(None, 0.0, 40_000, [demand(current=0)], 9500)["v"].target_layer == 0
+    assert allocator.allocate(None, 0.0, 40_000, [demand(current=0)], 17600)["v"].target_layer == 1
+    assert allocator.allocate(None, 0.0, 40_000, [demand(current=1)], 20000)["v"].target_layer == 1
+    assert allocator.allocate(None, 0.0, 40_000, [demand(current=1)], 25700)["v"].target_layer == 2
+
+
+def test_loss_on_the_lowest_layer_means_the_link_is_too_weak_for_video():
+    allocator = BandwidthAllocator()
+    allocator.allocate(None, 0.0, 40_000, [demand(max_layer=0, current=0)], 0)
+    allocator.allocate(None, 0.3, 40_000, [demand(max_layer=0, current=0)], 1000)
+    assert allocator.struggling
 
 
 def test_heavy_loss_counts_as_congestion():
@@ -216,3 +243,27 @@ def test_the_active_speaker_is_the_one_who_speaks_and_changes_with_hysteresis():
     assert detector.poll(3000) == (True, "bert")
     assert detector.poll(4600) == (False, "bert")  # quiet from here on
     assert detector.poll(6700) == (True, None)
+
+
+def test_when_even_the_lowest_layers_do_not_fit_the_smaller_video_is_paused():
+    allocator = BandwidthAllocator()
+    big = demand("big", max_layer=2, current=0)
+    small = demand("small", max_layer=1, current=0)
+    allocator.allocate(None, 0.0, 40_000, [big, small], 0)
+    choices = allocator.allocate(None, 0.4, 80_000, [big, small], 1000)
+    assert choices["big"].target_layer == 0
+    assert choices["small"].target_layer == NO_LAYER
+    # After the back-off, the paused video comes back first, at its lowest layer.
+    later = allocator.allocate(None, 0.0, 80_000, [big, small], 9500)
+    assert later["small"].target_layer == 0 and later["big"].target_layer == 0
+
+
+def test_retransmissions_are_limited_on_a_congested_link():
+    _, _, (q, _, _), downtrack = simulcast()
+    downtrack.selector.set_target(0)
+    sent = [send(q, downtrack, seq, seq * 3000, seq, keyframe=seq == 1) for seq in range(1, 101)]
+    seqs = tuple(packet.seq for packet in sent[50:100])
+    first = downtrack.retransmit(seqs, now_ms=1000)
+    assert len(first) == 40  # the burst allowance
+    assert downtrack.retransmit(seqs[:5], now_ms=1050) == []  # no credit left, and too soon
+    assert downtrack.drops[DropReason.RETRANSMIT_LIMIT] >= 10
