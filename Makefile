@@ -10,7 +10,7 @@ PORT ?= 8080
 RTC_IP ?= 127.0.0.1
 DATA_DIR ?= data
 
-.PHONY: run test lint typecheck unit install install-test system-deps clean
+.PHONY: run test lint typecheck unit install install-test system-deps clean bench
 
 $(PY):
 	python3 -m venv $(VENV)
@@ -53,6 +53,12 @@ typecheck: install-test
 
 test: install-test system-deps lint typecheck
 	$(NETNS) sh -c 'ip link set lo up && BALIE_REQUIRE_NAMESPACE=1 $(VENV)/bin/pytest -q -p no:cacheprovider'
+
+# Benchmarks (not timed tests): results go to BENCHMARKS.md with the command that made them.
+bench: install-test
+	$(PY) -m loadtest.microbench --markdown .bench-micro.md
+	$(PY) -m loadtest.benchreport --micro .bench-micro.md --out BENCHMARKS.md
+	rm -f .bench-micro.md
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

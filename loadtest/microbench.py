@@ -110,11 +110,24 @@ def main() -> None:
     parser.add_argument("--subscribers", type=int, nargs="+", default=[1, 3, 10])
     parser.add_argument("--packets", type=int, default=4000)
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--markdown", metavar="FILE", help="write the results as a Markdown table")
     args = parser.parse_args()
     results = asyncio.run(run(args.subscribers, args.packets, 1))
     if args.json:
         print(json.dumps(results, indent=2))
         return
+    if args.markdown:
+        lines = [
+            "| subscribers | µs CPU per forwarded packet | µs CPU per incoming packet |",
+            "|---:|---:|---:|",
+        ]
+        for result in results:
+            lines.append(
+                f"| {int(result['subscribers'])} | {result['us_per_forwarded_packet']:.2f} "
+                f"| {result['us_per_incoming_packet']:.2f} |"
+            )
+        with open(args.markdown, "w", encoding="utf-8") as handle:
+            handle.write("\n".join(lines) + "\n")
     for result in results:
         print(
             f"{int(result['subscribers']):>3} subscribers: "

@@ -144,6 +144,21 @@ async def test_a_publisher_sends_three_layers_and_each_subscriber_gets_what_its_
         )
         assert time.monotonic() - started < 2
 
+        # Low-bandwidth mode: audio only, no video packets; switching back brings video back.
+        await viewer.locator("#btn-audio-only").click()
+        assert await viewer.evaluate("window.balie.audioOnly()")
+        await asyncio.sleep(1.0)
+        paused = await viewer.evaluate(REMOTE_VIDEO)
+        await asyncio.sleep(1.5)
+        assert (await viewer.evaluate(REMOTE_VIDEO))["packetsReceived"] == paused["packetsReceived"]
+        await viewer.locator("#btn-audio-only").click()
+        await video_with(
+            viewer,
+            lambda s: s["framesDecoded"] > paused["framesDecoded"],
+            3,
+            "video after audio-only",
+        )
+
         # The viewer's microphone is off; the publisher speaks (the fake device beeps).
         await viewer.locator("#btn-mic").click()
         await viewer.locator(f'[data-participant-id="{publisher_id}"].speaking').wait_for(
