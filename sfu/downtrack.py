@@ -141,27 +141,7 @@ class DownTrack:
         munger = self.munger
         if munger is not None and (munger.picture_id_offset or munger.tl0_offset):
             payload = munger.rewrite(payload)
-        word = self._abs_send_time_word
-        if word:
-            header = RTP_HEADER_WITH_ABS_SEND_TIME.pack(
-                0xB0 if packet.padding_size else 0x90,
-                (0x80 if packet.marker else 0) | self.payload_type,
-                mapped[0],
-                mapped[1],
-                self.ssrc,
-                0xBEDE,
-                1,
-                word | (abs_send_time & 0xFFFFFF),
-            )
-        else:
-            header = RTP_HEADER.pack(
-                0xA0 if packet.padding_size else 0x80,
-                (0x80 if packet.marker else 0) | self.payload_type,
-                mapped[0],
-                mapped[1],
-                self.ssrc,
-            )
-        out = header + payload
+        out = self._write(packet, payload, mapped[0], mapped[1], abs_send_time)
         self.packets_sent += 1
         self.bytes_sent += len(out)
         self.payload_bytes_sent += len(payload)

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
+from typing import Any
 
 from playwright.async_api import Browser, async_playwright
 
@@ -54,3 +57,15 @@ async () => {
   return result;
 }
 """
+
+
+async def eventually(check: Callable[[], Awaitable[Any]], seconds: float, what: str) -> Any:
+    """Poll `check` until it returns something true; fail after `seconds` saying what it was."""
+    deadline = time.monotonic() + seconds
+    last = None
+    while time.monotonic() < deadline:
+        last = await check()
+        if last:
+            return last
+        await asyncio.sleep(0.25)
+    raise AssertionError(f"timed out after {seconds} s waiting for {what} (last: {last!r})")

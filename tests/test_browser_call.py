@@ -5,29 +5,17 @@ from __future__ import annotations
 import asyncio
 import gc
 import threading
-import time
 from pathlib import Path
 
 import pytest
 from axe_playwright_python.async_playwright import Axe
 
-from tests.browser import INBOUND_STATS, chromium
+from tests.browser import INBOUND_STATS, chromium, eventually
 from tests.servers import running_server
 
 pytestmark = [pytest.mark.browser, pytest.mark.media]
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
-
-
-async def wait_until(check, seconds: float, what: str):
-    deadline = time.monotonic() + seconds
-    last = None
-    while time.monotonic() < deadline:
-        last = await check()
-        if last:
-            return last
-        await asyncio.sleep(0.25)
-    raise AssertionError(f"timed out after {seconds} s waiting for {what} (last: {last!r})")
 
 
 async def inbound(page) -> list[dict]:
@@ -92,13 +80,13 @@ async def test_three_browsers_see_and_hear_each_other_through_the_sfu(tmp_path):
             await page.goto(server.join_url("balie1", identity, name, role))
             pages[identity] = page
         for identity, page in pages.items():
-            await wait_until(
+            await eventually(
                 lambda page=page: page.evaluate("document.body.dataset.callState === 'joined'"),
                 15,
                 f"{identity} joined",
             )
         for identity, page in pages.items():
-            await wait_until(
+            await eventually(
                 lambda page=page: receiving_from_everyone(page, 2), 20, f"{identity} media"
             )
             for other, (name, _) in people.items():
@@ -142,7 +130,7 @@ async def test_three_browsers_see_and_hear_each_other_through_the_sfu(tmp_path):
                 .locator(f'[data-participant-id="{guest_id}"]')
                 .wait_for(state="detached", timeout=10000)
             )
-        await wait_until(
+        await eventually(
             lambda: asyncio.sleep(0, len(server.sfu.room_snapshot("balie1")["participants"]) == 2),
             10,
             "the SFU to drop the guest",

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.browser import INBOUND_STATS, chromium
+from tests.browser import INBOUND_STATS, chromium, eventually
 from tests.servers import free_port
 
 pytestmark = [pytest.mark.browser, pytest.mark.media]
@@ -78,15 +78,6 @@ async def decoding_video_from_others(page, others: int = 1) -> bool:
 
 async def call_state_is(page, state: str) -> bool:
     return bool(await page.evaluate("document.body.dataset.callState") == state)
-
-
-async def eventually(check, seconds: float, what: str) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if await check():
-            return
-        await asyncio.sleep(0.25)
-    raise AssertionError(f"timed out after {seconds} s waiting for {what}")
 
 
 async def test_two_browsers_on_links_from_balie_token_see_each_other_and_recover_from_a_restart(

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from tests.browser import chromium
+from tests.browser import chromium, eventually
 from tests.netns import limited_host
 from tests.servers import running_server
 
@@ -55,17 +55,6 @@ SET_REMOTE_TILE = """
   return true;
 }
 """
-
-
-async def eventually(check, seconds: float, what: str):
-    deadline = time.monotonic() + seconds
-    last = None
-    while time.monotonic() < deadline:
-        last = await check()
-        if last:
-            return last
-        await asyncio.sleep(0.25)
-    raise AssertionError(f"timed out after {seconds} s waiting for {what} (last: {last!r})")
 
 
 async def join(browser, url: str, *, scale: float = 2.0, width: int = 1400):

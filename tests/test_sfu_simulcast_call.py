@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from contextlib import asynccontextmanager
 
 import pytest
 
@@ -14,16 +15,22 @@ from tests.test_sfu_call import streams_from, wait_for
 pytestmark = pytest.mark.media
 
 
-async def simulcast_call(server, room: str, **subscriber_options):
-    publisher = SyntheticParticipant(server.base_url, server.token(room, "pub"), simulcast=True)
-    await publisher.join()
-    subscriber = SyntheticParticipant(
-        server.base_url, server.token(room, "sub"), **subscriber_options
-    )
-    await subscriber.join()
-    await asyncio.wait_for(publisher.connected.wait(), 10)
-    await asyncio.wait_for(subscriber.connected.wait(), 10)
-    return publisher, subscriber
+@asynccontextmanager
+async def simulcast_call(tmp_path, room: str):
+    """A server, a simulcast publisher and a subscriber whose video has arrived."""
+    async with running_server(tmp_path) as server:
+        publisher = SyntheticParticipant(server.base_url, server.token(room, "pub"), simulcast=True)
+        subscriber = SyntheticParticipant(server.base_url, server.token(room, "sub"))
+        try:
+            await publisher.join()
+            await subscriber.join()
+            await asyncio.wait_for(publisher.connected.wait(), 10)
+            await asyncio.wait_for(subscriber.connected.wait(), 10)
+            await wait_for(lambda: video_from(subscriber, publisher) is not None, 5, "video")
+            yield server, publisher, subscriber, video_from(subscriber, publisher)
+        finally:
+            await subscriber.close()
+            await publisher.close()
 
 
 def video_from(subscriber, publisher):
@@ -32,76 +39,55 @@ def video_from(subscriber, publisher):
 
 
 async def test_three_layers_are_told_apart_and_the_screen_size_picks_one(tmp_path):
-    async with running_server(tmp_path) as server:
-        publisher, subscriber = await simulcast_call(server, "sim")
-        try:
-            await wait_for(lambda: video_from(subscriber, publisher) is not None, 5, "video")
-            video = video_from(subscriber, publisher)
-            await wait_for(lambda: video.last_layer == 2, 5, "the top layer by default")
-            sfu_publisher = server.sfu.rooms["sim"].participants[publisher.participant_id]
-            camera = next(p for p in sfu_publisher.publications.values() if p.kind == "video")
-            assert [s.rid for s in camera.layers] == ["q", "h", "f"]
-            assert [s.frame_size for s in camera.layers] == [(320, 180), (640, 360), (1280, 720)]
+    async with simulcast_call(tmp_path, "sim") as (server, publisher, subscriber, video):
+        await wait_for(lambda: video.last_layer == 2, 5, "the top layer by default")
+        sfu_publisher = server.sfu.rooms["sim"].participants[publisher.participant_id]
+        camera = next(p for p in sfu_publisher.publications.values() if p.kind == "video")
+        assert [s.rid for s in camera.layers] == ["q", "h", "f"]
+        assert [s.frame_size for s in camera.layers] == [(320, 180), (640, 360), (1280, 720)]
 
-            await subscriber.send_layout({video.mid: (160, 90, True)})
-            started = time.monotonic()
-            await wait_for(lambda: video.last_layer == 0, 3, "the low layer for a small video")
-            assert time.monotonic() - started < 3
-            await subscriber.send_layout({video.mid: (1280, 720, True)})
-            await wait_for(lambda: video.last_layer == 2, 3, "the top layer again")
-            assert video.corrupt_payloads == 0
-            assert video.picture_id_jumps == 0  # picture ids continue across switches
-            assert {0, 2} <= set(video.layers)
-        finally:
-            await subscriber.close()
-            await publisher.close()
+        await subscriber.send_layout({video.mid: (160, 90, True)})
+        started = time.monotonic()
+        await wait_for(lambda: video.last_layer == 0, 3, "the low layer for a small video")
+        assert time.monotonic() - started < 3
+        await subscriber.send_layout({video.mid: (1280, 720, True)})
+        await wait_for(lambda: video.last_layer == 2, 3, "the top layer again")
+        assert video.corrupt_payloads == 0
+        assert video.picture_id_jumps == 0  # picture ids continue across switches
+        assert {0, 2} <= set(video.layers)
 
 
 async def test_a_hidden_video_gets_no_packets_and_comes_back_quickly(tmp_path):
-    async with running_server(tmp_path) as server:
-        publisher, subscriber = await simulcast_call(server, "hide")
-        try:
-            await wait_for(lambda: video_from(subscriber, publisher) is not None, 5, "video")
-            video = video_from(subscriber, publisher)
-            await wait_for(lambda: video.packets > 20, 5, "video packets")
-            await subscriber.send_layout({video.mid: (640, 360, False)})
-            await asyncio.sleep(0.5)
-            before = video.packets
-            await asyncio.sleep(1.0)
-            assert video.packets == before
-            await subscriber.send_layout({video.mid: (640, 360, True)})
-            started = time.monotonic()
-            await wait_for(lambda: video.packets > before, 2, "video again")
-            assert time.monotonic() - started < 2
-        finally:
-            await subscriber.close()
-            await publisher.close()
+    async with simulcast_call(tmp_path, "hide") as (_server, _publisher, subscriber, video):
+        await wait_for(lambda: video.packets > 20, 5, "video packets")
+        await subscriber.send_layout({video.mid: (640, 360, False)})
+        await asyncio.sleep(0.5)
+        before = video.packets
+        await asyncio.sleep(1.0)
+        assert video.packets == before
+        await subscriber.send_layout({video.mid: (640, 360, True)})
+        started = time.monotonic()
+        await wait_for(lambda: video.packets > before, 2, "video again")
+        assert time.monotonic() - started < 2
 
 
 async def test_layers_nobody_needs_are_paused_at_the_publisher_and_resumed(tmp_path):
-    async with running_server(tmp_path) as server:
-        publisher, subscriber = await simulcast_call(server, "pause")
-        try:
-            await wait_for(lambda: video_from(subscriber, publisher) is not None, 5, "video")
-            video = video_from(subscriber, publisher)
-            await subscriber.send_layout({video.mid: (160, 90, True)})
+    async with simulcast_call(tmp_path, "pause") as (_server, publisher, subscriber, video):
+        await subscriber.send_layout({video.mid: (160, 90, True)})
 
-            def asked(active: dict[str, bool], since: int = 0) -> bool:
-                return any(
-                    m.get("type") == "publisher_layers" and m["active"] == active
-                    for m in publisher.messages[since:]
-                )
+        def asked(active: dict[str, bool], since: int = 0) -> bool:
+            return any(
+                m.get("type") == "publisher_layers" and m["active"] == active
+                for m in publisher.messages[since:]
+            )
 
-            await wait_for(lambda: asked({"q": True, "h": False, "f": False}), 8, "pause h and f")
-            assert not publisher.video_layers[2].active
-            mark = len(publisher.messages)
-            await subscriber.send_layout({video.mid: (1280, 720, True)})
-            await wait_for(lambda: asked({"q": True, "h": False, "f": True}, mark), 3, "resume f")
-            assert publisher.video_layers[2].active
-            await wait_for(lambda: video.last_layer == 2, 3, "the top layer once it flows again")
-        finally:
-            await subscriber.close()
-            await publisher.close()
+        await wait_for(lambda: asked({"q": True, "h": False, "f": False}), 8, "pause h and f")
+        assert not publisher.video_layers[2].active
+        mark = len(publisher.messages)
+        await subscriber.send_layout({video.mid: (1280, 720, True)})
+        await wait_for(lambda: asked({"q": True, "h": False, "f": True}, mark), 3, "resume f")
+        assert publisher.video_layers[2].active
+        await wait_for(lambda: video.last_layer == 2, 3, "the top layer once it flows again")
 
 
 async def test_the_publisher_gets_transport_wide_feedback_and_rtx_repairs_a_layer(tmp_path):
@@ -159,19 +145,12 @@ async def test_the_speaking_participant_is_reported_as_active_speaker(tmp_path):
 
 
 async def test_audio_only_stops_video_and_switching_back_resumes_it(tmp_path):
-    async with running_server(tmp_path) as server:
-        publisher, subscriber = await simulcast_call(server, "audio")
-        try:
-            await wait_for(lambda: video_from(subscriber, publisher) is not None, 5, "video")
-            video = video_from(subscriber, publisher)
-            await wait_for(lambda: video.packets > 10, 5, "video")
-            await subscriber.send_raw({"type": "audio_only", "enabled": True})
-            await asyncio.sleep(0.8)
-            before = video.packets
-            await asyncio.sleep(1.0)
-            assert video.packets == before
-            await subscriber.send_raw({"type": "audio_only", "enabled": False})
-            await wait_for(lambda: video.packets > before, 2, "video again")
-        finally:
-            await subscriber.close()
-            await publisher.close()
+    async with simulcast_call(tmp_path, "audio") as (_server, _publisher, subscriber, video):
+        await wait_for(lambda: video.packets > 10, 5, "video")
+        await subscriber.send_raw({"type": "audio_only", "enabled": True})
+        await asyncio.sleep(0.8)
+        before = video.packets
+        await asyncio.sleep(1.0)
+        assert video.packets == before
+        await subscriber.send_raw({"type": "audio_only", "enabled": False})
+        await wait_for(lambda: video.packets > before, 2, "video again")
