@@ -91,34 +91,27 @@ async def test_layers_nobody_needs_are_paused_at_the_publisher_and_resumed(tmp_p
 
 
 async def test_the_publisher_gets_transport_wide_feedback_and_rtx_repairs_a_layer(tmp_path):
-    async with running_server(tmp_path) as server:
-        publisher, subscriber = await simulcast_call(server, "twcc")
-        try:
-            await wait_for(lambda: publisher.twcc_feedbacks >= 5, 3, "TWCC feedback")
-            await wait_for(lambda: video_from(subscriber, publisher) is not None, 5, "video")
-            # Lose one packet of the top layer on the way to the SFU: it must come back in RTX.
-            top = publisher.video_layers[2]
-            original = publisher.transport.send_rtp
-            dropped: list[int] = []
+    async with simulcast_call(tmp_path, "twcc") as (server, publisher, _subscriber, video):
+        await wait_for(lambda: publisher.twcc_feedbacks >= 5, 3, "TWCC feedback")
+        # Lose one packet of the top layer on the way to the SFU: it must come back in RTX.
+        top = publisher.video_layers[2]
+        original = publisher.transport.send_rtp
+        dropped: list[int] = []
 
-            def lossy(data: bytes) -> bool:
-                if not dropped and int.from_bytes(data[8:12], "big") == top.ssrc:
-                    dropped.append(int.from_bytes(data[2:4], "big"))
-                    return True
-                return original(data)
+        def lossy(data: bytes) -> bool:
+            if not dropped and int.from_bytes(data[8:12], "big") == top.ssrc:
+                dropped.append(int.from_bytes(data[2:4], "big"))
+                return True
+            return original(data)
 
-            publisher.transport.send_rtp = lossy  # type: ignore[method-assign]
-            await wait_for(lambda: bool(dropped), 2, "a lost packet")
-            sfu_publisher = server.sfu.rooms["twcc"].participants[publisher.participant_id]
-            camera = next(p for p in sfu_publisher.publications.values() if p.kind == "video")
-            stream = camera.layers[2]
-            await wait_for(lambda: stream.rtx_packets >= 1, 3, "the RTX retransmission")
-            assert any(p is not None and p.seq == dropped[0] for p in stream.buffer._slots)
-            video = video_from(subscriber, publisher)
-            assert video.corrupt_payloads == 0
-        finally:
-            await subscriber.close()
-            await publisher.close()
+        publisher.transport.send_rtp = lossy  # type: ignore[method-assign]
+        await wait_for(lambda: bool(dropped), 2, "a lost packet")
+        sfu_publisher = server.sfu.rooms["twcc"].participants[publisher.participant_id]
+        camera = next(p for p in sfu_publisher.publications.values() if p.kind == "video")
+        stream = camera.layers[2]
+        await wait_for(lambda: stream.rtx_packets >= 1, 3, "the RTX retransmission")
+        assert any(p is not None and p.seq == dropped[0] for p in stream.buffer._slots)
+        assert video.corrupt_payloads == 0
 
 
 async def test_the_speaking_participant_is_reported_as_active_speaker(tmp_path):
