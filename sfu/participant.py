@@ -165,6 +165,8 @@ class Participant:
         self._next_report_ms = 0
         self._last_report_ms = 0
         self.rtcp_errors = 0
+        self.nacks_received = 0
+        self.nacks_sent = 0
         self._remote_candidates = 0
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -625,6 +627,7 @@ class Participant:
                         if downtrack is not None:
                             downtrack.fraction_lost = block.fraction_lost / 256
                 elif isinstance(message, Nack):
+                    self.nacks_received += 1
                     downtrack = self._downtracks_by_ssrc.get(message.media_ssrc)
                     if downtrack is not None and downtrack.active:
                         abs_send_time = ((time.monotonic_ns() // 1000) << 18) // 1_000_000
@@ -774,6 +777,7 @@ class Participant:
                     continue  # Opus is not retransmitted; its FEC covers loss
                 lost = stream.nack.due(now)
                 if lost:
+                    self.nacks_sent += 1
                     self.transport.send_rtcp(
                         build_nack(self.rtcp_ssrc, stream.ssrc, [s % SEQ_MODULO for s in lost])
                     )

@@ -8,6 +8,7 @@ from collections.abc import Coroutine
 from typing import Any
 
 from sfu.config import SfuConfig
+from sfu.metrics import MediaCounters, participant_counters
 from sfu.participant import Participant, SendMessage, now_ms
 from sfu.speaker import ActiveSpeakerDetector
 
@@ -19,8 +20,15 @@ SPEAKER_POLL_MS = 250
 class Room:
     """Owns its participants and the background tasks it spawns for them."""
 
-    def __init__(self, room_id: str, config: SfuConfig, on_empty: Any) -> None:
+    def __init__(
+        self,
+        room_id: str,
+        config: SfuConfig,
+        on_empty: Any,
+        finished: MediaCounters | None = None,
+    ) -> None:
         self.id = room_id
+        self._finished = finished if finished is not None else MediaCounters()
         self.config = config
         self.participants: dict[str, Participant] = {}
         self._on_empty = on_empty
@@ -106,6 +114,7 @@ class Room:
         if self.participants.get(participant.id) is not participant:
             return
         del self.participants[participant.id]
+        self._finished.add(participant_counters(participant))
         self.speaker.remove(participant.id)
         for other in list(self.participants.values()):
             changed = False

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-from collections import Counter
 from collections.abc import Awaitable, Callable
 
 from sfu.config import SfuConfig
 from sfu.errors import SignallingError
+from sfu.metrics import MediaCounters, participant_counters
 from sfu.participant import Participant
 from sfu.room import Room
 
@@ -129,6 +129,7 @@ class Sfu:
         self.rooms: dict[str, Room] = {}
         self._closed = False
         self._join_lock: dict[str, asyncio.Lock] = {}
+        self._finished = MediaCounters()
 
     def _room_empty(self, room: Room) -> None:
         if self.rooms.get(room.id) is room:
@@ -144,7 +145,7 @@ class Sfu:
         async with lock:
             room = self.rooms.get(room_id)
             if room is None:
-                room = Room(room_id, self.config, self._room_empty)
+                room = Room(room_id, self.config, self._room_empty, self._finished)
                 self.rooms[room_id] = room
             try:
                 participant = await room.join(identity, name, role, send)
@@ -160,35 +161,39 @@ class Sfu:
             return None
         return room.snapshot()
 
-    def stats(self) -> dict[str, object]:
-        packets_in = 0
-        bytes_in = 0
-        packets_forwarded = 0
-        retransmissions = 0
-        keyframe_requests = 0
-        drops: Counter[str] = Counter()
-        participants = 0
+    def counters(self) -> MediaCounters:
+        """Totals since the process started: everyone who left plus everyone still here."""
+        totals = MediaCounters()
+        totals.add(self._finished)
         for room in self.rooms.values():
             for participant in room.participants.values():
-                participants += 1
-                for publication in participant.publications.values():
-                    packets_in += publication.packets_received
-                    bytes_in += publication.bytes_received
-                    keyframe_requests += publication.keyframe_requests_sent
-                for downtrack in participant.downtracks.values():
-                    packets_forwarded += downtrack.packets_sent
-                    retransmissions += downtrack.retransmissions
-                    for reason, count in downtrack.drops.items():
-                        drops[reason.name.lower()] += count
+                totals.add(participant_counters(participant))
+        return totals
+
+    def gauges(self) -> dict[str, int]:
+        """What is there now."""
+        participants = [p for room in self.rooms.values() for p in room.participants.values()]
         return {
             "rooms": len(self.rooms),
-            "participants": participants,
-            "packets_in": packets_in,
-            "bytes_in": bytes_in,
-            "packets_forwarded": packets_forwarded,
-            "retransmissions": retransmissions,
-            "keyframe_requests": keyframe_requests,
-            "dropped": dict(drops),
+            "participants": len(participants),
+            "published_tracks": sum(len(p.publications) for p in participants),
+            "subscribed_tracks": sum(len(p.downtracks) for p in participants),
+        }
+
+    def stats(self) -> dict[str, object]:
+        counters = self.counters()
+        return {
+            **self.gauges(),
+            "packets_in": counters.packets_in,
+            "bytes_in": counters.bytes_in,
+            "packets_forwarded": counters.packets_out,
+            "bytes_forwarded": counters.bytes_out,
+            "retransmissions": counters.retransmissions,
+            "nacks_received": counters.nacks_received,
+            "nacks_sent": counters.nacks_sent,
+            "keyframe_requests": counters.keyframe_requests,
+            "layer_switches": counters.layer_switches,
+            "dropped": dict(counters.dropped),
         }
 
     async def close(self) -> None:
