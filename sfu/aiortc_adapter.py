@@ -10,7 +10,11 @@ done here:
 * receiving decrypted RTP/RTCP: `RTCDtlsTransport._handle_rtp_data` / `_handle_rtcp_data`
   are replaced on the instance;
 * sending RTP/RTCP synchronously: `RTCDtlsTransport._tx_srtp` protects and the nominated ICE pair
-  (`aioice.Connection._nominated`) sends.
+  (`aioice.Connection._nominated`) sends;
+* a media fast path: once DTLS is up, SRTP/SRTCP datagrams arriving on the nominated pair's socket
+  are unprotected (`RTCDtlsTransport._rx_srtp`) and handed over right in the socket callback
+  (`StunProtocol.datagram_received`), skipping aioice's queue and aiortc's receive coroutine.
+  STUN (consent checks) and DTLS still take aiortc's path.
 
 aiortc is pinned to an exact version; tests/test_aiortc_adapter.py fails loudly when an upgrade
 changes any of this.
@@ -134,6 +138,9 @@ class MediaTransport:
         self.packets_sent = 0
         self.bytes_sent = 0
         self.send_errors = 0
+        self.receive_errors = 0
+        self._fast_path_protocol: Any = None
+        self._slow_path: Any = None
 
     # -- description -------------------------------------------------------------------------
 
@@ -230,7 +237,33 @@ class MediaTransport:
             self._set_state("failed")
             return
         self._ice.on("statechange", self._ice_state_changed)
+        self._install_fast_path()
         self._set_state("connected")
+
+    def _install_fast_path(self) -> None:
+        """Take SRTP off the nominated socket directly (see the module docstring)."""
+        rx_srtp = self._dtls._rx_srtp
+        protocol = self._pair.protocol
+        slow_path = protocol.datagram_received
+        on_rtp = self._on_rtp
+        on_rtcp = self._on_rtcp
+        srtp_error = pylibsrtp.Error
+
+        def datagram_received(data: bytes, addr: tuple[Any, ...]) -> None:
+            if len(data) > 1 and 127 < data[0] < 192 and not self._closed:
+                try:
+                    if 191 < data[1] < 224:
+                        on_rtcp(rx_srtp.unprotect_rtcp(data))
+                    else:
+                        on_rtp(rx_srtp.unprotect(data), 0)
+                except srtp_error:
+                    self.receive_errors += 1
+                return
+            slow_path(data, addr)
+
+        protocol.datagram_received = datagram_received
+        self._fast_path_protocol = protocol
+        self._slow_path = slow_path
 
     def _dtls_state_changed(self) -> None:
         if self._dtls.state in ("closed", "failed") and self._state == "connected":
@@ -290,6 +323,9 @@ class MediaTransport:
         self._closed = True
         self._srtp = None
         self._pair = None
+        if self._fast_path_protocol is not None:
+            self._fast_path_protocol.datagram_received = self._slow_path
+            self._fast_path_protocol = None
         task = self._connect_task
         if task is not None and not task.done():
             task.cancel()

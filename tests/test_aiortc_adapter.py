@@ -26,6 +26,12 @@ def test_the_dtls_transport_still_routes_decrypted_packets_through_the_replaced_
     assert "self._tx_srtp" in inspect.getsource(RTCDtlsTransport._send_rtp)
 
 
+def test_aioice_still_routes_datagrams_through_the_protocol_callback_the_fast_path_replaces():
+    source = inspect.getsource(aioice.ice.StunProtocol.datagram_received)
+    assert "self.receiver.data_received(data" in source
+    assert "_rx_srtp" in inspect.getsource(RTCDtlsTransport._setup_srtp)
+
+
 def test_aioice_still_gathers_host_addresses_through_the_wrapped_module_function():
     source = inspect.getsource(aioice.ice.Connection.gather_candidates)
     assert "get_host_addresses(" in source
@@ -86,12 +92,20 @@ async def test_two_transports_connect_and_carry_rtp_and_rtcp_both_ways():
         from sfu.rtcp import build_pli
         from tests.packets import rtp
 
+        # The fast path hands media over from the socket: aiortc's receive loop sees none.
+        slow_path_calls: list[bytes] = []
+
+        async def slow_path(data: bytes, arrival_time_ms: int) -> None:
+            slow_path_calls.append(data)
+
+        b._dtls._handle_rtp_data = slow_path  # type: ignore[method-assign]
         assert a.send_rtp(rtp(1, payload=b"hello"))
         assert b.send_rtcp(build_pli(1, 2))
         async with asyncio.timeout(5):
             while not received["b"] or not received["a"]:
                 await asyncio.sleep(0.01)
         assert received["b"][0].endswith(b"hello")
+        assert slow_path_calls == []
         assert received["a"][0] == build_pli(1, 2)
     finally:
         await a.close()
