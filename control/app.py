@@ -11,6 +11,7 @@ from control import api
 from control.appkeys import SETTINGS_KEY, SFU_KEY, STORE_KEY, WEB_DIR_KEY
 from control.config import Settings
 from control.errors import error_middleware
+from control.metrics import DEFAULT_WORKER, setup_metrics
 from control.rooms import RoomRegistry, RoomStore
 from control.sfu_types import SfuLike
 from control.signalling import SIGNALLING_OPTIONS_KEY, SignallingOptions, rtc_handler
@@ -87,8 +88,12 @@ def create_app(
     store: RoomStore | None = None,
     signalling: SignallingOptions | None = None,
     web_dir: Path | None = None,
+    worker: str = DEFAULT_WORKER,
 ) -> web.Application:
-    """Build the application. `sfu.close()` (idempotent) is awaited on shutdown and cleanup."""
+    """Build the application. `sfu.close()` (idempotent) is awaited on shutdown and cleanup.
+
+    `worker` labels this application's Prometheus metrics (one SFU worker per core later on).
+    """
     app = web.Application(middlewares=[error_middleware], client_max_size=CLIENT_MAX_SIZE)
     app[SETTINGS_KEY] = settings
     app[SFU_KEY] = sfu
@@ -102,6 +107,7 @@ def create_app(
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/rtc", rtc_handler)
     api.add_routes(app)
+    setup_metrics(app, sfu, worker=worker)
     if web_dir.is_dir():
         app.router.add_static("/static", web_dir, follow_symlinks=False)
     else:

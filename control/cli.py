@@ -116,6 +116,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--base-url", default=None, help="public URL of this server, used in join links"
     )
 
+    from loadtest.cli import add_parser as add_loadtest_parser
+
+    add_loadtest_parser(commands)
+
     token = commands.add_parser("token", help="print a join link")
     token.add_argument("--room", required=True, help="room id")
     token.add_argument("--identity", required=True, help="who the link is for (not shown)")
@@ -149,6 +153,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        if args.command == "loadtest":
+            from loadtest.cli import run as run_loadtest
+
+            return run_loadtest(args)
         if args.command == "token":
             return _token_command(args)
         return _serve_command(args)

@@ -5,7 +5,7 @@ Written as Protocols so that control/ type-checks on its own and tests can use s
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Protocol
 
 Message = dict[str, Any]
@@ -34,6 +34,38 @@ class SessionLike(Protocol):
     async def wait_closed(self) -> None: ...
 
 
+class MediaCountersLike(Protocol):
+    """The SFU's media totals since the process started (`sfu.metrics.MediaCounters`).
+
+    Every value only ever grows: totals of participants who left are kept.
+    """
+
+    @property
+    def packets_in(self) -> int: ...
+    @property
+    def bytes_in(self) -> int: ...
+    @property
+    def rtx_packets_in(self) -> int: ...
+    @property
+    def packets_out(self) -> int: ...
+    @property
+    def bytes_out(self) -> int: ...
+    @property
+    def retransmissions(self) -> int: ...
+    @property
+    def nacks_received(self) -> int: ...
+    @property
+    def nacks_sent(self) -> int: ...
+    @property
+    def keyframe_requests(self) -> int: ...
+    @property
+    def layer_switches(self) -> int: ...
+    @property
+    def dropped(self) -> Mapping[str, int]:
+        """Packets not forwarded, by reason (lower-case names)."""
+        ...
+
+
 class SfuLike(Protocol):
     """The SFU (`sfu.service.Sfu`)."""
 
@@ -44,5 +76,13 @@ class SfuLike(Protocol):
         ...
 
     def room_snapshot(self, room_id: str) -> dict[str, Any] | None: ...
+
+    def counters(self) -> MediaCountersLike:
+        """Media totals since the process started; cheap enough to call on every scrape."""
+        ...
+
+    def gauges(self) -> dict[str, int]:
+        """What is there now: rooms, participants, published_tracks, subscribed_tracks."""
+        ...
 
     async def close(self) -> None: ...

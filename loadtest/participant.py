@@ -18,10 +18,11 @@ import time
 import zlib
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 
+from loadtest.stats import StreamStats
 from sfu.aiortc_adapter import MediaTransport
 from sfu.rtcp import (
     RTCP_RTPFB,
@@ -52,8 +53,11 @@ from sfu.sdp import (
     build_sdp,
     parse_sdp,
 )
-from sfu.sender_report import ntp_from_unix
+from sfu.sender_report import ntp_from_unix, ntp_to_unix
 from sfu.vp8 import vp8_is_keyframe
+
+if TYPE_CHECKING:
+    from loadtest.media import MediaLibrary
 
 AUDIO_PACKET_MS = 20
 VIDEO_FRAME_MS = 40  # 25 frames per second
@@ -150,6 +154,7 @@ class ReceivedStream:
     last_picture_id: int | None = None
     picture_id_jumps: int = 0
     last_packet_time: float = 0.0
+    stats: StreamStats | None = None
 
 
 class SyntheticParticipant:
@@ -166,7 +171,9 @@ class SyntheticParticipant:
         simulcast: bool = False,
         offer_delay_s: float = 0.0,
         audio_level_dbov: int = 30,
+        media: MediaLibrary | None = None,
     ) -> None:
+        """`media`: real pre-encoded VP8/Opus to send; without it, CRC-sealed test payloads."""
         self.base_url = base_url.rstrip("/")
         self.token = token
         self.publish_audio = publish_audio
@@ -174,6 +181,8 @@ class SyntheticParticipant:
         self.simulcast = simulcast
         self.offer_delay_s = offer_delay_s
         self.audio_level_dbov = audio_level_dbov
+        self.media = media
+        self._frame_index: dict[int, int] = {}
         self.transport = MediaTransport(
             (host_address,), self._on_rtp, self._on_rtcp, self._on_state, controlling=True
         )
@@ -393,6 +402,9 @@ class SyntheticParticipant:
                 stream = self.streams.get(mid)
                 if stream is None:
                     stream = ReceivedStream(mid, section.kind, info["participant_id"])
+                    stream.stats = StreamStats(
+                        90000 if section.kind == "video" else 48000, section.kind == "video"
+                    )
                     self.streams[mid] = stream
                 if ssrcs:
                     stream.ssrc = ssrcs[0]
@@ -419,6 +431,16 @@ class SyntheticParticipant:
         stream.bytes += len(packet.payload)
         stream.last_packet_time = time.monotonic()
         payload = packet.payload
+        if stream.stats is not None:
+            stream.stats.packet(
+                packet.seq,
+                packet.timestamp,
+                packet.marker,
+                stream.kind == "video" and vp8_is_keyframe(payload),
+                time.time(),
+            )
+        if self.media is not None:
+            return  # real media: no sealed test payloads to check
         unsealed = VP8_DESCRIPTOR_SIZE if stream.kind == "video" else 0
         if not payload_intact(payload, unsealed):
             stream.corrupt_payloads += 1
@@ -465,6 +487,10 @@ class SyntheticParticipant:
                     stream = self._streams_by_ssrc.get(message.ssrc)
                     if stream is not None:
                         stream.sender_reports += 1
+                        if stream.stats is not None:
+                            stream.stats.sender_report(
+                                ntp_to_unix(message.ntp_timestamp), message.rtp_timestamp
+                            )
                         if stream.last_timestamp is not None:
                             offset = (message.rtp_timestamp - stream.last_timestamp) & 0xFFFFFFFF
                             if offset >= 1 << 31:
@@ -548,7 +574,11 @@ class SyntheticParticipant:
         while not self._closed:
             if self.publish_audio:
                 self.audio.timestamp = self.audio.ts_base + tick * 960
-                self._send_packet(self.audio, sealed_payload(b"\xfc", 80), False)
+                if self.media is not None:
+                    frames = self.media.audio_frames
+                    self._send_packet(self.audio, frames[tick % len(frames)].data, False)
+                else:
+                    self._send_packet(self.audio, sealed_payload(b"\xfc", 80), False)
             if self.publish_video and tick % (VIDEO_FRAME_MS // AUDIO_PACKET_MS) == 0:
                 for stream in self.video_layers:
                     if stream.active:
@@ -567,6 +597,9 @@ class SyntheticParticipant:
         keyframe = stream.keyframe_wanted
         stream.keyframe_wanted = False
         stream.picture_id = (stream.picture_id + 1) & 0x7FFF
+        if self.media is not None:
+            self._send_encoded_frame(stream, keyframe)
+            return
         for index in range(spec.packets_per_frame):
             descriptor = bytes(
                 [
@@ -591,6 +624,25 @@ class SyntheticParticipant:
                 ),
                 index == spec.packets_per_frame - 1,
             )
+
+    def _send_encoded_frame(self, stream: OutgoingStream, keyframe: bool) -> None:
+        """The next pre-encoded frame of this layer; on a keyframe request, the next keyframe."""
+        assert self.media is not None
+        layer = self.media.video_layers[min(stream.layer, len(self.media.video_layers) - 1)]
+        frames = layer.frames
+        index = self._frame_index.get(stream.ssrc, 0)
+        if keyframe:
+            for step in range(len(frames)):
+                if frames[(index + step) % len(frames)].keyframe:
+                    index += step
+                    break
+        frame = frames[index % len(frames)]
+        self._frame_index[stream.ssrc] = index + 1
+        from loadtest.media import vp8_payloads
+
+        payloads = vp8_payloads(frame.data, stream.picture_id)
+        for position, payload in enumerate(payloads):
+            self._send_packet(stream, payload, position == len(payloads) - 1)
 
     def _send_sender_reports(self, now: float) -> None:
         """Sender reports that map the media clock (send schedule) to wall-clock time."""

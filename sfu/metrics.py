@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from sfu.downtrack import DownTrack
     from sfu.participant import Participant
 
 
@@ -42,6 +43,15 @@ class MediaCounters:
         self.dropped.update(other.dropped)
 
 
+def add_downtrack(counters: MediaCounters, downtrack: DownTrack) -> None:
+    counters.packets_out += downtrack.packets_sent
+    counters.bytes_out += downtrack.bytes_sent
+    counters.retransmissions += downtrack.retransmissions
+    counters.layer_switches += downtrack.layer_switches
+    for reason, count in downtrack.drops.items():
+        counters.dropped[reason.name.lower()] += count
+
+
 def participant_counters(participant: Participant) -> MediaCounters:
     """What one participant's publications and down tracks have counted so far."""
     counters = MediaCounters(
@@ -54,10 +64,5 @@ def participant_counters(participant: Participant) -> MediaCounters:
             counters.bytes_in += stream.bytes_received
             counters.rtx_packets_in += stream.rtx_packets
     for downtrack in participant.downtracks.values():
-        counters.packets_out += downtrack.packets_sent
-        counters.bytes_out += downtrack.bytes_sent
-        counters.retransmissions += downtrack.retransmissions
-        counters.layer_switches += downtrack.layer_switches
-        for reason, count in downtrack.drops.items():
-            counters.dropped[reason.name.lower()] += count
+        add_downtrack(counters, downtrack)
     return counters

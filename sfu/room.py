@@ -8,7 +8,7 @@ from collections.abc import Coroutine
 from typing import Any
 
 from sfu.config import SfuConfig
-from sfu.metrics import MediaCounters, participant_counters
+from sfu.metrics import MediaCounters, add_downtrack, participant_counters
 from sfu.participant import Participant, SendMessage, now_ms
 from sfu.speaker import ActiveSpeakerDetector
 
@@ -120,6 +120,7 @@ class Room:
             changed = False
             for downtrack in list(other.downtracks.values()):
                 if downtrack.publication.publisher is participant:
+                    add_downtrack(self._finished, downtrack)  # counters never go down
                     other.unsubscribe(downtrack)
                     changed = True
             if changed:

@@ -10,6 +10,10 @@ def ntp_from_unix(seconds: float) -> int:
     return ((whole + NTP_EPOCH_OFFSET) << 32) | int((seconds - whole) * (1 << 32))
 
 
+def ntp_to_unix(ntp: int) -> float:
+    return (ntp >> 32) - NTP_EPOCH_OFFSET + (ntp & 0xFFFFFFFF) / (1 << 32)
+
+
 def ntp_middle_32(ntp: int) -> int:
     return (ntp >> 16) & 0xFFFFFFFF
 

@@ -22,6 +22,7 @@ from control.rooms import RoomRegistry
 from control.sfu_types import Message, Send
 from control.signalling import SignallingOptions
 from sfu.errors import SignallingError
+from sfu.metrics import MediaCounters
 
 API_KEY = "test-api-key-0123456789abcdef"
 TOKEN_SECRET = "0123456789abcdef" * 4
@@ -99,6 +100,7 @@ class FakeSfu:
         self.rooms: dict[str, list[FakeSession]] = {}
         self.sessions: list[FakeSession] = []
         self.closed = False
+        self.media_counters = MediaCounters()
 
     async def join(
         self, room_id: str, identity: str, name: str, role: str, send: Send
@@ -144,6 +146,17 @@ class FakeSfu:
         if not members:
             return None
         return {"room": room_id, "participants": [m.describe() for m in members]}
+
+    def counters(self) -> MediaCounters:
+        return self.media_counters
+
+    def gauges(self) -> dict[str, int]:
+        return {
+            "rooms": len(self.rooms),
+            "participants": sum(len(members) for members in self.rooms.values()),
+            "published_tracks": 0,
+            "subscribed_tracks": 0,
+        }
 
     async def close(self) -> None:
         self.closed = True

@@ -1,0 +1,331 @@
+"""Load-test scenarios: synthetic participants against a running Balie server.
+
+Every scenario is bounded in time and count and stops by itself. Participants join through the
+admin API's tokens and the same signalling as browsers, publish pre-encoded VP8 simulcast and Opus,
+and receive without decoding.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import aiohttp
+
+from loadtest.participant import SyntheticParticipant
+from loadtest.stats import StreamStats, percentile
+
+if TYPE_CHECKING:
+    from loadtest.media import MediaLibrary
+
+JOIN_TIMEOUT_S = 15.0
+STOP_TIMEOUT_S = 30.0
+
+
+@dataclass
+class LoadtestOptions:
+    scenario: str  # fanout, calls, churn
+    target: str
+    api_key: str
+    duration_s: float = 20.0
+    subscribers: int = 20
+    rooms: int = 4
+    participants: int = 2
+    churn_interval_s: float = 2.0
+    host_address: str = "127.0.0.1"
+    max_loss: float | None = None
+    max_p99_delay_ms: float | None = None
+
+
+@dataclass
+class Progress:
+    """What the live display shows; updated by the scenario."""
+
+    started: float = field(default_factory=time.monotonic)
+    duration_s: float = 0.0
+    joined: int = 0
+    left: int = 0
+    join_errors: int = 0
+    participants: list[SyntheticParticipant] = field(default_factory=list)
+    finished: list[SyntheticParticipant] = field(default_factory=list)
+
+    def streams(self) -> list[StreamStats]:
+        result = []
+        for participant in [*self.participants, *self.finished]:
+            for stream in participant.streams.values():
+                if stream.stats is not None:
+                    result.append(stream.stats)
+        return result
+
+
+class AdminClient:
+    """The admin API: rooms and join tokens."""
+
+    def __init__(self, session: aiohttp.ClientSession, target: str, api_key: str) -> None:
+        self._session = session
+        self._target = target.rstrip("/")
+        self._headers = {"Authorization": f"Bearer {api_key}"}
+
+    async def create_room(self, room: str) -> None:
+        async with self._session.post(
+            f"{self._target}/api/v1/rooms", json={"id": room}, headers=self._headers
+        ) as response:
+            if response.status not in (201, 409):
+                raise RuntimeError(f"creating room {room}: HTTP {response.status}")
+
+    async def token(self, room: str, identity: str, role: str) -> str:
+        async with self._session.post(
+            f"{self._target}/api/v1/rooms/{room}/tokens",
+            json={"identity": identity, "name": identity, "role": role, "ttl": 3600},
+            headers=self._headers,
+        ) as response:
+            body = await response.json()
+            if response.status != 201:
+                raise RuntimeError(f"token for {room}: HTTP {response.status}: {body}")
+            return str(body["token"])
+
+    async def server_usage(self) -> tuple[float, int] | None:
+        """(CPU seconds, resident memory bytes) of the server's workers, from /metrics."""
+        try:
+            async with self._session.get(
+                f"{self._target}/metrics", headers=self._headers, timeout=aiohttp.ClientTimeout(5)
+            ) as response:
+                if response.status != 200:
+                    return None
+                text = await response.text()
+        except (aiohttp.ClientError, TimeoutError):
+            return None
+        cpu = 0.0
+        memory = 0
+        for line in text.splitlines():
+            if line.startswith("balie_worker_cpu_seconds_total"):
+                cpu += float(line.rsplit(" ", 1)[1])
+            elif line.startswith("balie_worker_resident_memory_bytes"):
+                memory += int(float(line.rsplit(" ", 1)[1]))
+        return cpu, memory
+
+
+async def _join(
+    admin: AdminClient,
+    options: LoadtestOptions,
+    media: MediaLibrary,
+    progress: Progress,
+    room: str,
+    identity: str,
+    *,
+    publish: bool,
+) -> SyntheticParticipant | None:
+    try:
+        token = await admin.token(room, identity, "resident")
+        participant = SyntheticParticipant(
+            options.target,
+            token,
+            host_address=options.host_address,
+            publish_audio=publish,
+            publish_video=publish,
+            simulcast=True,
+            media=media,
+        )
+        progress.participants.append(participant)
+        await participant.join(JOIN_TIMEOUT_S)
+        await asyncio.wait_for(participant.connected.wait(), JOIN_TIMEOUT_S)
+    except (RuntimeError, OSError, TimeoutError, aiohttp.ClientError):
+        progress.join_errors += 1
+        return None
+    progress.joined += 1
+    return participant
+
+
+async def _leave(participant: SyntheticParticipant, progress: Progress) -> None:
+    try:
+        await asyncio.wait_for(participant.close(), STOP_TIMEOUT_S)
+    finally:
+        if participant in progress.participants:
+            progress.participants.remove(participant)
+            progress.finished.append(participant)
+            progress.left += 1
+
+
+async def run_scenario(
+    options: LoadtestOptions,
+    media: MediaLibrary,
+    progress: Progress,
+    on_tick: Callable[[], None] | None = None,
+) -> dict[str, Any]:
+    """Run one scenario to its end and return the result (see `summarise`)."""
+    progress.duration_s = options.duration_s
+    async with aiohttp.ClientSession() as session:
+        admin = AdminClient(session, options.target, options.api_key)
+        usage_before = await admin.server_usage()
+        peak_memory = usage_before[1] if usage_before else 0
+        stop = asyncio.Event()
+
+        async def watch() -> None:
+            nonlocal peak_memory
+            deadline = time.monotonic() + options.duration_s
+            while time.monotonic() < deadline:
+                await asyncio.sleep(0.5)
+                if on_tick is not None:
+                    on_tick()
+                usage = await admin.server_usage()
+                if usage is not None:
+                    peak_memory = max(peak_memory, usage[1])
+            stop.set()
+
+        watcher = asyncio.create_task(watch())
+        try:
+            if options.scenario == "fanout":
+                await _fanout(admin, options, media, progress, stop)
+            elif options.scenario == "calls":
+                await _calls(admin, options, media, progress, stop)
+            elif options.scenario == "churn":
+                await _churn(admin, options, media, progress, stop)
+            else:
+                raise ValueError(f"unknown scenario {options.scenario!r}")
+            await stop.wait()
+        finally:
+            watcher.cancel()
+            try:
+                await watcher
+            except asyncio.CancelledError:
+                pass
+            await asyncio.gather(
+                *(_leave(p, progress) for p in list(progress.participants)),
+                return_exceptions=True,
+            )
+        usage_after = await admin.server_usage()
+    sfu: dict[str, Any] | None = None
+    if usage_before is not None and usage_after is not None:
+        sfu = {
+            "cpu_seconds": round(usage_after[0] - usage_before[0], 3),
+            "peak_memory_bytes": max(peak_memory, usage_after[1]),
+        }
+    return summarise(options, progress, sfu)
+
+
+async def _fanout(
+    admin: AdminClient,
+    options: LoadtestOptions,
+    media: MediaLibrary,
+    progress: Progress,
+    stop: asyncio.Event,
+) -> None:
+    room = f"fanout-{int(time.time())}"
+    await admin.create_room(room)
+    publisher = await _join(admin, options, media, progress, room, "publisher", publish=True)
+    if publisher is None:
+        return
+    for index in range(options.subscribers):
+        if stop.is_set():
+            return
+        await _join(admin, options, media, progress, room, f"sub-{index}", publish=False)
+
+
+async def _calls(
+    admin: AdminClient,
+    options: LoadtestOptions,
+    media: MediaLibrary,
+    progress: Progress,
+    stop: asyncio.Event,
+) -> None:
+    stamp = int(time.time())
+    for room_index in range(options.rooms):
+        room = f"call-{stamp}-{room_index}"
+        await admin.create_room(room)
+        for person in range(options.participants):
+            if stop.is_set():
+                return
+            await _join(admin, options, media, progress, room, f"p{person}", publish=True)
+
+
+async def _churn(
+    admin: AdminClient,
+    options: LoadtestOptions,
+    media: MediaLibrary,
+    progress: Progress,
+    stop: asyncio.Event,
+) -> None:
+    """Rooms of `participants` people; one person leaves and a new one joins, round after round."""
+    stamp = int(time.time())
+    rooms = [f"churn-{stamp}-{index}" for index in range(options.rooms)]
+    members: dict[str, list[SyntheticParticipant]] = {room: [] for room in rooms}
+    serial = 0
+    for room in rooms:
+        await admin.create_room(room)
+        for _ in range(options.participants):
+            serial += 1
+            joined = await _join(admin, options, media, progress, room, f"c{serial}", publish=True)
+            if joined is not None:
+                members[room].append(joined)
+    round_index = 0
+    while not stop.is_set():
+        try:
+            await asyncio.wait_for(stop.wait(), options.churn_interval_s)
+        except TimeoutError:
+            pass
+        if stop.is_set():
+            return
+        room = rooms[round_index % len(rooms)]
+        round_index += 1
+        if members[room]:
+            await _leave(members[room].pop(0), progress)
+        serial += 1
+        joined = await _join(admin, options, media, progress, room, f"c{serial}", publish=True)
+        if joined is not None:
+            members[room].append(joined)
+
+
+def summarise(
+    options: LoadtestOptions, progress: Progress, sfu: dict[str, Any] | None
+) -> dict[str, Any]:
+    streams = progress.streams()
+    received = sum(s.packets for s in streams)
+    lost = sum(s.lost for s in streams)
+    expected = received + lost
+    delays = [d for s in streams for d in s.delays_ms]
+    loss = lost / expected if expected else 0.0
+    p99 = percentile(delays, 0.99)
+    failures = []
+    if options.max_loss is not None and loss > options.max_loss:
+        failures.append(f"loss {loss:.4f} > {options.max_loss}")
+    if options.max_p99_delay_ms is not None and (p99 is None or p99 > options.max_p99_delay_ms):
+        failures.append(f"p99 delay {p99} ms > {options.max_p99_delay_ms} ms")
+    if progress.join_errors:
+        failures.append(f"{progress.join_errors} participants could not join")
+    return {
+        "scenario": options.scenario,
+        "target": options.target,
+        "duration_s": options.duration_s,
+        "joined": progress.joined,
+        "left": progress.left,
+        "join_errors": progress.join_errors,
+        "streams": len(streams),
+        "packets_received": received,
+        "packets_lost": lost,
+        "loss": round(loss, 6),
+        "jitter_ms_p50": _round(percentile([s.jitter_ms for s in streams], 0.5)),
+        "delay_ms": {
+            "p50": _round(percentile(delays, 0.5)),
+            "p99": _round(p99),
+            "max": _round(max(delays) if delays else None),
+        },
+        "freezes": sum(s.freezes for s in streams),
+        "freeze_ms": round(sum(s.freeze_ms for s in streams), 1),
+        "keyframes": sum(s.keyframes for s in streams),
+        "sfu": sfu,
+        "thresholds": {"max_loss": options.max_loss, "max_p99_delay_ms": options.max_p99_delay_ms},
+        "passed": not failures,
+        "failures": failures,
+    }
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 3)
+
+
+def default_media_cache() -> Path:
+    return Path.home() / ".cache" / "digitale-balie" / "media"
