@@ -277,54 +277,54 @@ class SyntheticParticipant:
 
     async def _send_offer(self) -> None:
         self._candidates = await self.transport.gather()
-        if self.publish_audio:
-            self._lines.append(
-                LocalMediaLine(
-                    mid="0",
-                    kind="audio",
-                    direction="sendonly",
-                    codec=DEFAULT_OPUS,
-                    extensions=[
-                        (AUDIO_LEVEL_ID, AUDIO_LEVEL_URI),
-                        (MID_ID, MID_URI),
-                        (TWCC_ID, TWCC_URI),
-                    ],
-                    ssrc=self.audio.ssrc,
-                    cname=self.cname,
-                    stream_id="synthetic",
-                    track_id="audio",
-                )
+        # A participant that publishes nothing still offers both m-lines (inactive), like a
+        # page without camera and microphone.
+        self._lines.append(
+            LocalMediaLine(
+                mid="0",
+                kind="audio",
+                direction="sendonly" if self.publish_audio else "inactive",
+                codec=DEFAULT_OPUS,
+                extensions=[
+                    (AUDIO_LEVEL_ID, AUDIO_LEVEL_URI),
+                    (MID_ID, MID_URI),
+                    (TWCC_ID, TWCC_URI),
+                ],
+                ssrc=self.audio.ssrc if self.publish_audio else None,
+                cname=self.cname,
+                stream_id="synthetic",
+                track_id="audio",
             )
-        if self.publish_video:
-            video = Codec(
-                96,
-                "VP8",
-                90000,
-                None,
-                None,
-                DEFAULT_VP8.rtcp_fb,
-                RTX_PAYLOAD_TYPE,
+        )
+        video = Codec(
+            96,
+            "VP8",
+            90000,
+            None,
+            None,
+            DEFAULT_VP8.rtcp_fb,
+            RTX_PAYLOAD_TYPE,
+        )
+        rids = [s.spec.rid for s in self.video_layers if s.spec is not None and s.spec.rid]
+        self._lines.append(
+            LocalMediaLine(
+                mid=str(len(self._lines)),
+                kind="video",
+                direction="sendonly" if self.publish_video else "inactive",
+                codec=video,
+                extensions=[
+                    (MID_ID, MID_URI),
+                    (TWCC_ID, TWCC_URI),
+                    (RID_ID, RID_URI),
+                    (REPAIRED_RID_ID, REPAIRED_RID_URI),
+                ],
+                ssrc=None if rids or not self.publish_video else self.video_layers[0].ssrc,
+                cname=self.cname,
+                stream_id="synthetic",
+                track_id="video",
+                rids=rids if self.publish_video else [],
             )
-            rids = [s.spec.rid for s in self.video_layers if s.spec is not None and s.spec.rid]
-            self._lines.append(
-                LocalMediaLine(
-                    mid=str(len(self._lines)),
-                    kind="video",
-                    direction="sendonly",
-                    codec=video,
-                    extensions=[
-                        (MID_ID, MID_URI),
-                        (TWCC_ID, TWCC_URI),
-                        (RID_ID, RID_URI),
-                        (REPAIRED_RID_ID, REPAIRED_RID_URI),
-                    ],
-                    ssrc=None if rids else self.video_layers[0].ssrc,
-                    cname=self.cname,
-                    stream_id="synthetic",
-                    track_id="video",
-                    rids=rids,
-                )
-            )
+        )
         await self._send({"type": "offer", "sdp": self._describe("actpass")})
 
     def _describe(self, setup: str) -> str:
@@ -521,7 +521,7 @@ class SyntheticParticipant:
             level = self.audio_level_dbov
             extensions.append((AUDIO_LEVEL_ID, bytes([(0x80 if level < 127 else 0) | level])))
         if stream.packets_sent < EXTENSION_PACKETS or repaired:
-            mid = "0" if stream.kind == "audio" else ("1" if self.publish_audio else "0")
+            mid = "0" if stream.kind == "audio" else "1"
             extensions.append((MID_ID, mid.encode()))
             if stream.spec is not None and stream.spec.rid:
                 rid_id = REPAIRED_RID_ID if repaired else RID_ID

@@ -50,6 +50,7 @@ class Progress:
     joined: int = 0
     left: int = 0
     join_errors: int = 0
+    errors: list[str] = field(default_factory=list)
     participants: list[SyntheticParticipant] = field(default_factory=list)
     finished: list[SyntheticParticipant] = field(default_factory=list)
 
@@ -133,8 +134,10 @@ async def _join(
         progress.participants.append(participant)
         await participant.join(JOIN_TIMEOUT_S)
         await asyncio.wait_for(participant.connected.wait(), JOIN_TIMEOUT_S)
-    except (RuntimeError, OSError, TimeoutError, aiohttp.ClientError):
+    except (RuntimeError, OSError, TimeoutError, aiohttp.ClientError) as exc:
         progress.join_errors += 1
+        if len(progress.errors) < 10:
+            progress.errors.append(f"{identity} in {room}: {type(exc).__name__}: {exc}")
         return None
     progress.joined += 1
     return participant
@@ -295,7 +298,9 @@ def summarise(
     if options.max_p99_delay_ms is not None and (p99 is None or p99 > options.max_p99_delay_ms):
         failures.append(f"p99 delay {p99} ms > {options.max_p99_delay_ms} ms")
     if progress.join_errors:
-        failures.append(f"{progress.join_errors} participants could not join")
+        failures.append(
+            f"{progress.join_errors} participants could not join: " + "; ".join(progress.errors)
+        )
     return {
         "scenario": options.scenario,
         "target": options.target,
