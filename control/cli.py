@@ -104,6 +104,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="address media is sent from and to (repeatable; default: this machine's addresses)",
     )
     serve.add_argument(
+        "--max-participants",
+        type=_int,
+        default=32,
+        metavar="N",
+        help="most people in one room (%(default)s; load tests may need more)",
+    )
+    serve.add_argument(
         "--allow-network",
         dest="allowed_networks",
         type=_network,
@@ -204,7 +211,11 @@ def _serve_command(args: argparse.Namespace) -> int:
             allowed_networks=networks,
             base_url=args.base_url,
         )
-        sfu_config = SfuConfig(rtc_ips=rtc_ips, allowed_networks=networks)
+        sfu_config = SfuConfig(
+            rtc_ips=rtc_ips,
+            allowed_networks=networks,
+            max_participants_per_room=args.max_participants,
+        )
     except (ValueError, OSError) as exc:
         raise CliError(str(exc)) from None
     # With --port 0 the port is only known once bound; then derive join links from it.

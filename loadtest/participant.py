@@ -237,7 +237,13 @@ class SyntheticParticipant:
         self._ws = await self._session.ws_connect(ws_url, timeout=aiohttp.ClientWSTimeout(10))
         await self._ws.send_json({"type": "join", "token": self.token})
         self._tasks.append(asyncio.create_task(self._read_loop()))
-        await asyncio.wait_for(self.joined.wait(), join_timeout_s)
+        deadline = time.monotonic() + join_timeout_s
+        while not self.joined.is_set():
+            if self.errors:
+                raise RuntimeError(f"join refused: {self.errors[0].get('code')}")
+            if time.monotonic() > deadline or (self._ws is not None and self._ws.closed):
+                raise TimeoutError("no answer to join")
+            await asyncio.sleep(0.02)
 
     async def _read_loop(self) -> None:
         assert self._ws is not None

@@ -24,6 +24,8 @@ if TYPE_CHECKING:
 
 JOIN_TIMEOUT_S = 15.0
 STOP_TIMEOUT_S = 30.0
+SETUP_TIMEOUT_S = 180.0
+JOINS_AT_ONCE = 4
 
 
 @dataclass
@@ -159,17 +161,35 @@ async def run_scenario(
     progress: Progress,
     on_tick: Callable[[], None] | None = None,
 ) -> dict[str, Any]:
-    """Run one scenario to its end and return the result (see `summarise`)."""
+    """Join everyone (bounded), measure for the duration, leave, and return the result."""
     progress.duration_s = options.duration_s
     async with aiohttp.ClientSession() as session:
         admin = AdminClient(session, options.target, options.api_key)
-        usage_before = await admin.server_usage()
-        peak_memory = usage_before[1] if usage_before else 0
-        stop = asyncio.Event()
-
-        async def watch() -> None:
-            nonlocal peak_memory
+        joiner = _Joiner(admin, options, media, progress)
+        try:
+            if options.scenario == "fanout":
+                plan = [("fanout", "publisher", True)] + [
+                    ("fanout", f"sub-{index}", False) for index in range(options.subscribers)
+                ]
+            elif options.scenario in ("calls", "churn"):
+                plan = [
+                    (f"{options.scenario}-{room}", f"p{person}", True)
+                    for room in range(options.rooms)
+                    for person in range(options.participants)
+                ]
+            else:
+                raise ValueError(f"unknown scenario {options.scenario!r}")
+            try:
+                await asyncio.wait_for(joiner.join_all(plan), SETUP_TIMEOUT_S)
+            except TimeoutError:
+                progress.join_errors += 1
+                progress.errors.append(f"not everyone joined within {SETUP_TIMEOUT_S:.0f} s")
+            usage_before = await admin.server_usage()
+            peak_memory = usage_before[1] if usage_before else 0
             deadline = time.monotonic() + options.duration_s
+            next_churn = time.monotonic() + options.churn_interval_s
+            churn_index = 0
+            progress.started = time.monotonic()
             while time.monotonic() < deadline:
                 await asyncio.sleep(0.5)
                 if on_tick is not None:
@@ -177,30 +197,16 @@ async def run_scenario(
                 usage = await admin.server_usage()
                 if usage is not None:
                     peak_memory = max(peak_memory, usage[1])
-            stop.set()
-
-        watcher = asyncio.create_task(watch())
-        try:
-            if options.scenario == "fanout":
-                await _fanout(admin, options, media, progress, stop)
-            elif options.scenario == "calls":
-                await _calls(admin, options, media, progress, stop)
-            elif options.scenario == "churn":
-                await _churn(admin, options, media, progress, stop)
-            else:
-                raise ValueError(f"unknown scenario {options.scenario!r}")
-            await stop.wait()
+                if options.scenario == "churn" and time.monotonic() >= next_churn:
+                    next_churn += options.churn_interval_s
+                    await joiner.churn(churn_index % max(1, options.rooms))
+                    churn_index += 1
+            usage_after = await admin.server_usage()
         finally:
-            watcher.cancel()
-            try:
-                await watcher
-            except asyncio.CancelledError:
-                pass
             await asyncio.gather(
                 *(_leave(p, progress) for p in list(progress.participants)),
                 return_exceptions=True,
             )
-        usage_after = await admin.server_usage()
     sfu: dict[str, Any] | None = None
     if usage_before is not None and usage_after is not None:
         sfu = {
@@ -210,82 +216,67 @@ async def run_scenario(
     return summarise(options, progress, sfu)
 
 
-async def _fanout(
-    admin: AdminClient,
-    options: LoadtestOptions,
-    media: MediaLibrary,
-    progress: Progress,
-    stop: asyncio.Event,
-) -> None:
-    room = f"fanout-{int(time.time())}"
-    await admin.create_room(room)
-    publisher = await _join(admin, options, media, progress, room, "publisher", publish=True)
-    if publisher is None:
-        return
-    for index in range(options.subscribers):
-        if stop.is_set():
-            return
-        await _join(admin, options, media, progress, room, f"sub-{index}", publish=False)
+class _Joiner:
+    """Joins participants a few at a time; remembers who is in which room (for churn)."""
 
+    def __init__(
+        self, admin: AdminClient, options: LoadtestOptions, media: MediaLibrary, progress: Progress
+    ) -> None:
+        self._admin = admin
+        self._options = options
+        self._media = media
+        self._progress = progress
+        self._stamp = int(time.time())
+        self._members: dict[str, list[SyntheticParticipant]] = {}
+        self._serial = 0
 
-async def _calls(
-    admin: AdminClient,
-    options: LoadtestOptions,
-    media: MediaLibrary,
-    progress: Progress,
-    stop: asyncio.Event,
-) -> None:
-    stamp = int(time.time())
-    for room_index in range(options.rooms):
-        room = f"call-{stamp}-{room_index}"
-        await admin.create_room(room)
-        for person in range(options.participants):
-            if stop.is_set():
-                return
-            await _join(admin, options, media, progress, room, f"p{person}", publish=True)
+    def _room(self, name: str) -> str:
+        return f"{name}-{self._stamp}"
 
+    async def join_all(self, plan: list[tuple[str, str, bool]]) -> None:
+        rooms = sorted({room for room, _, _ in plan})
+        for room in rooms:
+            await self._admin.create_room(self._room(room))
+            self._members.setdefault(room, [])
+        limit = asyncio.Semaphore(JOINS_AT_ONCE)
 
-async def _churn(
-    admin: AdminClient,
-    options: LoadtestOptions,
-    media: MediaLibrary,
-    progress: Progress,
-    stop: asyncio.Event,
-) -> None:
-    """Rooms of `participants` people; one person leaves and a new one joins, round after round."""
-    stamp = int(time.time())
-    rooms = [f"churn-{stamp}-{index}" for index in range(options.rooms)]
-    members: dict[str, list[SyntheticParticipant]] = {room: [] for room in rooms}
-    serial = 0
-    for room in rooms:
-        await admin.create_room(room)
-        for _ in range(options.participants):
-            serial += 1
-            joined = await _join(admin, options, media, progress, room, f"c{serial}", publish=True)
-            if joined is not None:
-                members[room].append(joined)
-    round_index = 0
-    while not stop.is_set():
-        try:
-            await asyncio.wait_for(stop.wait(), options.churn_interval_s)
-        except TimeoutError:
-            pass
-        if stop.is_set():
-            return
-        room = rooms[round_index % len(rooms)]
-        round_index += 1
-        if members[room]:
-            await _leave(members[room].pop(0), progress)
-        serial += 1
-        joined = await _join(admin, options, media, progress, room, f"c{serial}", publish=True)
+        async def one(room: str, identity: str, publish: bool) -> None:
+            async with limit:
+                await self._join(room, identity, publish)
+
+        # The first of the plan (the publisher, in fan-out) joins before the rest.
+        await one(*plan[0])
+        await asyncio.gather(*(one(*step) for step in plan[1:]))
+
+    async def _join(self, room: str, identity: str, publish: bool) -> None:
+        joined = await _join(
+            self._admin,
+            self._options,
+            self._media,
+            self._progress,
+            self._room(room),
+            identity,
+            publish=publish,
+        )
         if joined is not None:
-            members[room].append(joined)
+            self._members[room].append(joined)
+
+    async def churn(self, room_index: int) -> None:
+        """One participant of a room leaves and a new one joins."""
+        room = f"churn-{room_index}"
+        members = self._members.get(room, [])
+        if members:
+            await _leave(members.pop(0), self._progress)
+        self._serial += 1
+        await self._join(room, f"n{self._serial}", True)
 
 
 def summarise(
     options: LoadtestOptions, progress: Progress, sfu: dict[str, Any] | None
 ) -> dict[str, Any]:
     streams = progress.streams()
+    everyone = [*progress.participants, *progress.finished]
+    sent = sum(o.packets_sent for p in everyone for o in (p.audio, *p.video_layers))
     received = sum(s.packets for s in streams)
     lost = sum(s.lost for s in streams)
     expected = received + lost
@@ -309,6 +300,7 @@ def summarise(
         "left": progress.left,
         "join_errors": progress.join_errors,
         "streams": len(streams),
+        "packets_sent": sent,
         "packets_received": received,
         "packets_lost": lost,
         "loss": round(loss, 6),

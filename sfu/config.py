@@ -31,7 +31,7 @@ class SfuConfig:
     disconnect_grace_ms: int = 3000
     media_timeout_ms: int = 8000
     connect_timeout_ms: int = 20000
-    max_participants_per_room: int = 8
+    max_participants_per_room: int = 32
     max_publish_bitrate_bps: int = 2_500_000
     keyframe_request_interval_ms: int = 500
 
