@@ -55,10 +55,12 @@ test: install-test system-deps lint typecheck
 	$(NETNS) sh -c 'ip link set lo up && BALIE_REQUIRE_NAMESPACE=1 $(VENV)/bin/pytest -q -p no:cacheprovider'
 
 # Benchmarks (not timed tests): results go to BENCHMARKS.md with the command that made them.
-bench: install-test
+bench: install-test system-deps
 	$(PY) -m loadtest.microbench --markdown .bench-micro.md
-	$(PY) -m loadtest.benchreport --micro .bench-micro.md --out BENCHMARKS.md
-	rm -f .bench-micro.md
+	$(PY) -c 'from loadtest.media import load_media; from loadtest.runner import default_media_cache; load_media(default_media_cache())'
+	$(NETNS) sh -c 'ip link set lo up && $(PY) -m loadtest.bench --duration 20 --json .bench-load.json'
+	$(PY) -m loadtest.benchreport --micro .bench-micro.md --load .bench-load.json --out BENCHMARKS.md
+	rm -f .bench-micro.md .bench-load.json
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -91,8 +91,8 @@ class AdminClient:
                 raise RuntimeError(f"token for {room}: HTTP {response.status}: {body}")
             return str(body["token"])
 
-    async def server_usage(self) -> tuple[float, int] | None:
-        """(CPU seconds, resident memory bytes) of the server's workers, from /metrics."""
+    async def server_usage(self) -> tuple[float, int, int] | None:
+        """(CPU seconds, resident memory bytes, packets out) of the server, from /metrics."""
         try:
             async with self._session.get(
                 f"{self._target}/metrics", headers=self._headers, timeout=aiohttp.ClientTimeout(5)
@@ -104,12 +104,15 @@ class AdminClient:
             return None
         cpu = 0.0
         memory = 0
+        packets_out = 0
         for line in text.splitlines():
+            if line.startswith("balie_packets_out_total"):
+                packets_out += int(float(line.rsplit(" ", 1)[1]))
             if line.startswith("balie_worker_cpu_seconds_total"):
                 cpu += float(line.rsplit(" ", 1)[1])
             elif line.startswith("balie_worker_resident_memory_bytes"):
                 memory += int(float(line.rsplit(" ", 1)[1]))
-        return cpu, memory
+        return cpu, memory, packets_out
 
 
 async def _join(
@@ -209,9 +212,15 @@ async def run_scenario(
             )
     sfu: dict[str, Any] | None = None
     if usage_before is not None and usage_after is not None:
+        forwarded = usage_after[2] - usage_before[2]
+        cpu_seconds = usage_after[0] - usage_before[0]
         sfu = {
-            "cpu_seconds": round(usage_after[0] - usage_before[0], 3),
+            "cpu_seconds": round(cpu_seconds, 3),
             "peak_memory_bytes": max(peak_memory, usage_after[1]),
+            "packets_forwarded": forwarded,
+            "cpu_us_per_forwarded_packet": (
+                round(cpu_seconds * 1e6 / forwarded, 2) if forwarded else None
+            ),
         }
     return summarise(options, progress, sfu)
 
