@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from sfu.rtp import RtpPacketView, build_rtp, parse_rtp
 
 
@@ -44,3 +46,23 @@ def view(seq: int, timestamp: int = 0, **kwargs: object) -> RtpPacketView:
     packet = parse_rtp(rtp(seq, timestamp, **kwargs))  # type: ignore[arg-type]
     assert packet is not None
     return packet
+
+
+def lose_one_packet(transport: object, predicate: Callable[[bytes], bool]) -> list[int]:
+    """Make `transport.send_rtp` lose the first packet matching `predicate` (before SRTP, as a
+    network would). Returns a list that receives the lost packet's sequence number."""
+    original = transport.send_rtp  # type: ignore[attr-defined]
+    lost: list[int] = []
+
+    def lossy(data: bytes) -> bool:
+        if not lost and predicate(data):
+            lost.append(int.from_bytes(data[2:4], "big"))
+            return True
+        return bool(original(data))
+
+    transport.send_rtp = lossy  # type: ignore[attr-defined]
+    return lost
+
+
+def ssrc_of(data: bytes) -> int:
+    return int.from_bytes(data[8:12], "big")

@@ -13,6 +13,7 @@ import aiohttp
 import pytest
 
 from loadtest.participant import SyntheticParticipant
+from tests.packets import lose_one_packet, ssrc_of
 from tests.servers import RunningServer, running_server
 
 pytestmark = pytest.mark.media
@@ -244,16 +245,7 @@ async def test_a_packet_lost_on_the_way_to_a_subscriber_is_resent_on_its_nack(tm
         video = streams_from(a, b, "video")[0]
         # The SFU's packet to a gets lost once (before SRTP, as on a real network).
         sfu_side = server.sfu.rooms["nack"].participants[a.participant_id]
-        original = sfu_side.transport.send_rtp
-        lost: list[int] = []
-
-        def lossy(data: bytes) -> bool:
-            if not lost and int.from_bytes(data[8:12], "big") == video.ssrc:
-                lost.append(int.from_bytes(data[2:4], "big"))
-                return True
-            return original(data)
-
-        sfu_side.transport.send_rtp = lossy  # type: ignore[method-assign]
+        lost = lose_one_packet(sfu_side.transport, lambda data: ssrc_of(data) == video.ssrc)
         await wait_for(lambda: bool(lost), 2, "a lost packet")
         await asyncio.sleep(0.2)
         assert lost[0] not in video.seqs
@@ -269,18 +261,9 @@ async def test_the_sfu_asks_the_publisher_again_for_lost_video_which_comes_back_
     async with call_of_two(tmp_path, "upnack") as (server, a, b):
         await wait_for(lambda: receiving(a, b, "video"), 10, "video")
         # b loses one video packet on the way: the SFU NACKs it, b resends it in RTX.
-        original = b.transport.send_rtp
-        dropped: list[bytes] = []
-
-        def lossy(data: bytes) -> bool:
-            if not dropped and data[1] & 0x7F == 96:
-                dropped.append(data)
-                return True
-            return original(data)
-
-        b.transport.send_rtp = lossy  # type: ignore[method-assign]
+        dropped = lose_one_packet(b.transport, lambda data: data[1] & 0x7F == 96)
         await wait_for(lambda: bool(dropped), 2, "a dropped packet")
-        lost_seq = int.from_bytes(dropped[0][2:4], "big")
+        lost_seq = dropped[0]
         await wait_for(lambda: b.nacks_received > 0, 3, "NACK from the SFU")
         sfu_b = server.sfu.rooms["upnack"].participants[b.participant_id]
         video_in = next(p for p in sfu_b.publications.values() if p.kind == "video")

@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 import pytest
 
 from loadtest.participant import SyntheticParticipant
+from tests.packets import lose_one_packet, ssrc_of
 from tests.servers import running_server
 from tests.test_sfu_call import streams_from, wait_for
 
@@ -95,16 +96,7 @@ async def test_the_publisher_gets_transport_wide_feedback_and_rtx_repairs_a_laye
         await wait_for(lambda: publisher.twcc_feedbacks >= 5, 3, "TWCC feedback")
         # Lose one packet of the top layer on the way to the SFU: it must come back in RTX.
         top = publisher.video_layers[2]
-        original = publisher.transport.send_rtp
-        dropped: list[int] = []
-
-        def lossy(data: bytes) -> bool:
-            if not dropped and int.from_bytes(data[8:12], "big") == top.ssrc:
-                dropped.append(int.from_bytes(data[2:4], "big"))
-                return True
-            return original(data)
-
-        publisher.transport.send_rtp = lossy  # type: ignore[method-assign]
+        dropped = lose_one_packet(publisher.transport, lambda data: ssrc_of(data) == top.ssrc)
         await wait_for(lambda: bool(dropped), 2, "a lost packet")
         sfu_publisher = server.sfu.rooms["twcc"].participants[publisher.participant_id]
         camera = next(p for p in sfu_publisher.publications.values() if p.kind == "video")
