@@ -104,6 +104,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="address media is sent from and to (repeatable; default: this machine's addresses)",
     )
     serve.add_argument(
+        "--workers",
+        type=_int,
+        default=None,
+        metavar="N",
+        help="SFU worker processes (default: one per core; 1 runs the SFU in this process)",
+    )
+    serve.add_argument(
         "--max-participants",
         type=_int,
         default=32,
@@ -221,8 +228,24 @@ def _serve_command(args: argparse.Namespace) -> int:
     # With --port 0 the port is only known once bound; then derive join links from it.
     derive_base_url = args.port == 0 and not (args.base_url or os.environ.get(ENV_BASE_URL))
 
+    workers = args.workers if args.workers is not None else (os.cpu_count() or 1)
+    if workers < 1:
+        raise CliError("--workers must be at least 1")
+
     async def run() -> None:
-        await run_server(settings, Sfu(sfu_config), derive_base_url=derive_base_url)
+        if workers == 1:
+            await run_server(settings, Sfu(sfu_config), derive_base_url=derive_base_url)
+            return
+        from control.workers import RemoteSfu
+
+        remote = RemoteSfu(workers, rtc_ips, networks, args.max_participants)
+        try:
+            await remote.start()
+        except RuntimeError as exc:
+            await remote.close()
+            raise CliError(str(exc)) from None
+        print(f"SFU workers: {workers} (one per core)", flush=True)
+        await run_server(settings, remote, derive_base_url=derive_base_url)
 
     with asyncio.Runner(loop_factory=_loop_factory()) as runner:
         runner.run(run())

@@ -111,10 +111,11 @@ def resident_memory_bytes() -> int | None:
 
 
 class WorkerCollector:
-    """CPU time and memory of this worker process."""
+    """CPU time and memory of this process and, with worker processes, of each worker."""
 
-    def __init__(self, worker: str) -> None:
+    def __init__(self, worker: str, sfu: object = None) -> None:
         self._worker = worker
+        self._sfu = sfu
 
     def describe(self) -> Iterable[Metric]:
         return self._families()
@@ -125,6 +126,12 @@ class WorkerCollector:
         rss = resident_memory_bytes()
         if rss is not None:
             memory.add_metric([self._worker], rss)
+        usage = getattr(self._sfu, "worker_usage", None)
+        if callable(usage):
+            for label, cpu_seconds, worker_rss in usage():
+                cpu.add_metric([label], cpu_seconds)
+                if worker_rss is not None:
+                    memory.add_metric([label], worker_rss)
         return [cpu, memory]
 
     @staticmethod
@@ -214,10 +221,14 @@ class Metrics:
     """One application's metrics: its registry and the task that probes the event loop."""
 
     def __init__(self, sfu: SfuLike, *, worker: str = DEFAULT_WORKER) -> None:
+        if callable(getattr(sfu, "worker_usage", None)):
+            # Worker processes report under their own labels; this process is the control plane
+            # and the media figures are the sum over the workers.
+            worker = "control"
         self.worker = worker
         self.registry = CollectorRegistry()
         self.registry.register(MediaCollector(sfu, worker))
-        self.registry.register(WorkerCollector(worker))
+        self.registry.register(WorkerCollector(worker, sfu))
         self.lag = EventLoopLag(self.registry, worker)
         self.registry.register(self.lag)
         self.lag_task: asyncio.Task[None] | None = None

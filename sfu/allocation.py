@@ -26,6 +26,7 @@ LOSS_CONGESTION = 0.1
 MIN_BACKOFF_MS = 8000
 MAX_BACKOFF_MS = 32000
 CALM_RESET_MS = 60000
+STEP_PROBING_MS = 15000  # after congestion, probe one layer at a time for this long
 LOW_BANDWIDTH_BPS = 200_000
 
 
@@ -120,7 +121,7 @@ class BandwidthAllocator:
             self._backoff_ms = min(MAX_BACKOFF_MS, self._backoff_ms * 2)
             self._last_congestion_ms = now_ms
         elif now_ms >= self._no_upgrade_until_ms:
-            recently_congested = now_ms - self._last_congestion_ms < CALM_RESET_MS
+            recently_congested = now_ms - self._last_congestion_ms < STEP_PROBING_MS
             if recently_congested and estimate_bps is None:
                 # Only loss tells about this link: probe one layer at a time.
                 upgraded = {d.key: min(d.max_layer, wanted[d.key] + 1) for d in visible}

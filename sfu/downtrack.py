@@ -47,6 +47,7 @@ class DownTrack:
         "drops",
         "fraction_lost",
         "layer_switches",
+        "lossy_reports",
         "mid",
         "munger",
         "packets_sent",
@@ -97,7 +98,8 @@ class DownTrack:
         self._sent_at_last_credit = 0
         self._retransmitted_at: dict[int, int] = {}
         self.layer_switches = 0
-        self.fraction_lost = 0.0
+        self.fraction_lost = 0.0  # from the subscriber's receiver reports, once it persists
+        self.lossy_reports = 0
         self.drops: Counter[DropReason] = Counter()
 
     @property
@@ -195,6 +197,14 @@ class DownTrack:
                 0xA0 if packet.padding_size else 0x80, second, seq, timestamp, self.ssrc
             )
         return header + payload
+
+    def receiver_report(self, fraction_lost: float) -> None:
+        """Loss the subscriber reports; one lossy report alone (a burst) is not yet congestion."""
+        if fraction_lost > 0.02:
+            self.lossy_reports += 1
+        else:
+            self.lossy_reports = 0
+        self.fraction_lost = fraction_lost if self.lossy_reports != 1 else 0.0
 
     def retransmit(
         self, lost_seqs: tuple[int, ...], abs_send_time: int = 0, now_ms: int = 0

@@ -71,7 +71,7 @@ SendMessage = Callable[[dict[str, object]], Awaitable[None]]
 TICK_MS = 50
 REPORT_INTERVAL_MS = 1000
 ALLOCATION_INTERVAL_MS = 500
-LAYER_PAUSE_AFTER_MS = 5000
+LAYER_PAUSE_AFTER_MS = 10000
 AUDIO_BITRATE_BPS = 40_000
 # A browser's receive-side estimate starts from a guess; it means something after a few seconds.
 ESTIMATE_WARMUP_MS = 5000
@@ -625,7 +625,7 @@ class Participant:
                     for block in message.reports:
                         downtrack = self._downtracks_by_ssrc.get(block.ssrc)
                         if downtrack is not None:
-                            downtrack.fraction_lost = block.fraction_lost / 256
+                            downtrack.receiver_report(block.fraction_lost / 256)
                 elif isinstance(message, Nack):
                     self.nacks_received += 1
                     downtrack = self._downtracks_by_ssrc.get(message.media_ssrc)

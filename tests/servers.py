@@ -8,12 +8,14 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 
 from control.app import create_app
 from control.config import Settings
 from control.tokens import issue_join_token
+from control.workers import RemoteSfu
 from sfu.config import LOOPBACK_NETWORKS, SfuConfig
 from sfu.service import Sfu
 
@@ -28,7 +30,7 @@ def free_port() -> int:
 class RunningServer:
     base_url: str
     settings: Settings
-    sfu: Sfu
+    sfu: Any  # Sfu, or RemoteSfu with worker processes
 
     def token(
         self, room: str, identity: str, name: str | None = None, role: str = "resident"
@@ -55,6 +57,7 @@ async def running_server(
     *,
     extra_host: str | None = None,
     extra_network: str | None = None,
+    workers: int = 1,
     **sfu_options: int,
 ) -> AsyncIterator[RunningServer]:
     """The server on 127.0.0.1 and, for a test host in its own namespace, on `extra_host` too."""
@@ -71,7 +74,12 @@ async def running_server(
         allowed_networks=networks,
         env={},
     )
-    sfu = Sfu(SfuConfig(rtc_ips=rtc_ips, allowed_networks=networks, **sfu_options))
+    sfu: Any
+    if workers > 1:
+        sfu = RemoteSfu(workers, rtc_ips, networks, 32)
+        await sfu.start()
+    else:
+        sfu = Sfu(SfuConfig(rtc_ips=rtc_ips, allowed_networks=networks, **sfu_options))
     app = create_app(settings, sfu)
     runner = web.AppRunner(app)
     await runner.setup()
