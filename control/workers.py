@@ -38,7 +38,8 @@ START_TIMEOUT_S = 20.0
 RESTART_DELAY_S = 0.5
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that is free right now."""
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
@@ -171,7 +172,7 @@ class RemoteSfu:
         self._tasks.append(asyncio.create_task(self._poll()))
 
     async def _start_worker(self, worker: Worker) -> None:
-        worker.port = _free_port()
+        worker.port = free_port()
         command = [sys.executable, "-m", "control.worker", "--index", str(worker.index)]
         command += ["--port", str(worker.port), "--max-participants", str(self._max_participants)]
         for ip in self._rtc_ips:

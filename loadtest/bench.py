@@ -19,6 +19,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from control.workers import free_port
 from loadtest.media import load_media
 from loadtest.runner import LoadtestOptions, Progress, default_media_cache, run_scenario
 
@@ -28,14 +29,6 @@ SCENARIOS: list[tuple[str, dict[str, Any]]] = [
     ("calls", {"rooms": 10, "participants": 2}),
     ("calls", {"rooms": 5, "participants": 3}),
 ]
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _start_server(data_dir: Path, port: int) -> subprocess.Popen[bytes]:
@@ -62,7 +55,7 @@ def main() -> None:
     results = []
     with tempfile.TemporaryDirectory() as tmp:
         for scenario, settings in SCENARIOS:
-            port = _free_port()
+            port = free_port()
             data_dir = Path(tmp) / f"data-{port}"
             server = _start_server(data_dir, port)
             try:

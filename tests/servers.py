@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ipaddress
-import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -15,15 +14,9 @@ from aiohttp import web
 from control.app import create_app
 from control.config import Settings
 from control.tokens import issue_join_token
-from control.workers import RemoteSfu
+from control.workers import RemoteSfu, free_port
 from sfu.config import LOOPBACK_NETWORKS, SfuConfig
 from sfu.service import Sfu
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass

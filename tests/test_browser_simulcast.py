@@ -57,6 +57,26 @@ SET_REMOTE_TILE = """
 """
 
 
+def forwarded_layer(server, page_identity_name: str) -> int | None:
+    """The simulcast layer the SFU forwards now to the participant called `name` (its video)."""
+    for room in server.sfu.rooms.values():
+        for participant in room.participants.values():
+            if participant.name == page_identity_name:
+                layers = [
+                    d.current_layer for d in participant.downtracks.values() if d.kind == "video"
+                ]
+                return max(layers) if layers else None
+    return None
+
+
+async def on_layer(server, name: str, predicate, seconds: float, what: str) -> None:
+    async def check() -> bool:
+        layer = forwarded_layer(server, name)
+        return layer is not None and bool(predicate(layer))
+
+    await eventually(check, seconds, what)
+
+
 async def join(browser, url: str, *, scale: float = 2.0, width: int = 1400):
     context = await browser.new_context(
         viewport={"width": width, "height": 900}, device_scale_factor=scale
@@ -100,7 +120,10 @@ async def test_a_publisher_sends_three_layers_and_each_subscriber_gets_what_its_
         assert time.monotonic() - started < 10
 
         publisher_id = await publisher.evaluate("window.balie.selfId()")
-        await video_with(viewer, lambda s: s["frameWidth"] >= 1280, 10, "the top layer")
+        # The top layer (f): a browser short of CPU may send it smaller than 1280 wide, so what
+        # counts is which layer the SFU forwards; the picture must be decoded all the same.
+        await on_layer(server, "Inwoner", lambda layer: layer == 2, 10, "the top layer")
+        await video_with(viewer, lambda s: s["frameWidth"] > 320, 10, "a large picture")
 
         # Small video: the low layer within 5 s, without freezing.
         await viewer.evaluate(SET_REMOTE_TILE, [publisher_id, "80px", ""])
@@ -115,7 +138,8 @@ async def test_a_publisher_sends_three_layers_and_each_subscriber_gets_what_its_
         await viewer.evaluate(SET_REMOTE_TILE, [publisher_id, "", ""])
         before = await viewer.evaluate(REMOTE_VIDEO)
         started = time.monotonic()
-        large = await video_with(viewer, lambda s: s["frameWidth"] >= 1280, 5, "the top layer")
+        await on_layer(server, "Inwoner", lambda layer: layer == 2, 5, "the top layer again")
+        large = await video_with(viewer, lambda s: s["frameWidth"] > 320, 5, "a large picture")
         assert time.monotonic() - started < 5
         assert large["freezeCount"] == before["freezeCount"]
 
@@ -172,7 +196,7 @@ async def test_a_subscriber_on_a_slow_link_gets_a_lower_layer_while_another_keep
                 slow_browser,
                 server.join_url("tc", "slow", "Traag", "guest", host=slow_host.host_address),
             )
-            await video_with(fast, lambda s: s["frameWidth"] >= 1280, 15, "fast: top layer")
+            await on_layer(server, "Snel", lambda layer: layer == 2, 15, "fast: top layer")
 
             async def decoding_lower_layer() -> bool:
                 first = await slow.evaluate(REMOTE_VIDEO)
@@ -181,7 +205,8 @@ async def test_a_subscriber_on_a_slow_link_gets_a_lower_layer_while_another_keep
                 return bool(
                     first
                     and second
-                    and 0 < second["frameWidth"] < 1280
+                    and second["frameWidth"] > 0
+                    and (forwarded_layer(server, "Traag") or 0) < 2
                     and second["framesDecoded"] > first["framesDecoded"] + 5
                 )
 
@@ -198,5 +223,5 @@ async def test_a_subscriber_on_a_slow_link_gets_a_lower_layer_while_another_keep
             # Both keep decoding about as many frames as the publisher sends (it may lower its
             # frame rate when this 2-core machine is busy with three browsers).
             assert slow_frames >= 10 and slow_frames >= fast_frames * 0.6
-            assert after_slow["frameWidth"] < 1280
-            assert after_fast["frameWidth"] >= 1280
+            assert (forwarded_layer(server, "Traag") or 0) < 2
+            assert forwarded_layer(server, "Snel") == 2
