@@ -135,8 +135,8 @@ class BandwidthAllocator:
                 or total(upgraded) <= estimate_bps
                 or (estimate_bps >= current_total * HEADROOM and loss_fraction < 0.02)
             ):
-                if upgraded != wanted:
-                    # Give the probe time to show loss before the next one.
+                if recently_congested and any(upgraded[k] > wanted[k] for k in upgraded):
+                    # A probe after congestion: give it time to show loss before the next one.
                     self._no_upgrade_until_ms = now_ms + MIN_BACKOFF_MS
                 wanted = upgraded
         self._wanted = dict(wanted)

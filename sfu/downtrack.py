@@ -43,6 +43,7 @@ class DownTrack:
         "_sent_at_last_credit",
         "_source",
         "active",
+        "bandwidth_paused",
         "bytes_sent",
         "drops",
         "fraction_lost",
@@ -88,6 +89,7 @@ class DownTrack:
             ((abs_send_time_id << 4) | 2) << 24 if is_video and abs_send_time_id else 0
         )
         self.wanted_layer = top  # the allocator's choice before "what is flowing" is applied
+        self.bandwidth_paused = False  # shown, but paused because the downlink is too weak
         self.active = False  # negotiated with the subscriber and its transport is connected
         self._source = -1
         self.packets_sent = 0

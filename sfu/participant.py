@@ -699,8 +699,21 @@ class Participant:
         choices = self._allocator.allocate(
             estimate, loss, audio_tracks * AUDIO_BITRATE_BPS, demands, now, falling
         )
+        shown = {demand.key for demand in demands if demand.visible}
         for mid, choice in choices.items():
             downtrack = self.downtracks[mid]
+            paused = mid in shown and choice.target_layer < 0
+            if paused != downtrack.bandwidth_paused:
+                downtrack.bandwidth_paused = paused
+                self.room.spawn(
+                    self.send(
+                        {
+                            "type": "video_paused",
+                            "participant_id": downtrack.publication.publisher.id,
+                            "paused": paused,
+                        }
+                    )
+                )
             downtrack.wanted_layer = choice.wanted_layer
             if downtrack.selector.target_layer != choice.target_layer:
                 downtrack.selector.set_target(choice.target_layer)

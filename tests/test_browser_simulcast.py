@@ -227,6 +227,8 @@ async def test_a_subscriber_on_a_slow_link_gets_a_lower_layer_while_another_keep
                 )
 
             await eventually(decoding_lower_layer, 20, "slow: decoding a lower layer")
+            # Two videos do not fit 300 kbit/s: one is paused, and the page says so.
+            await slow.locator(".tile-video-paused:not([hidden])").first.wait_for(timeout=10000)
             # The slow one keeps decoding; the fast one keeps the top layer.
             before_slow = await slow.evaluate(REMOTE_VIDEO)
             before_fast = await fast.evaluate(REMOTE_VIDEO)

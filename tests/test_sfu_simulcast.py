@@ -266,3 +266,12 @@ def test_retransmissions_are_limited_on_a_congested_link():
     assert len(first) == 40  # the burst allowance
     assert downtrack.retransmit(seqs[:5], now_ms=1050) == []  # no credit left, and too soon
     assert downtrack.drops[DropReason.RETRANSMIT_LIMIT] >= 10
+
+
+def test_making_a_video_small_and_large_again_switches_back_at_once():
+    allocator = BandwidthAllocator()
+    assert allocator.allocate(None, 0.0, 40_000, [demand()], 0)["v"].target_layer == 2
+    small = allocator.allocate(None, 0.0, 40_000, [demand(max_layer=0, current=2)], 500)
+    assert small["v"].target_layer == 0
+    large = allocator.allocate(None, 0.0, 40_000, [demand(current=0)], 1000)
+    assert large["v"].target_layer == 2

@@ -758,6 +758,9 @@ function handleMessage(current, msg) {
     case 'active_speaker':
       setActiveSpeaker(msg.participant_id ?? null);
       break;
+    case 'video_paused':
+      tiles.get(msg.participant_id)?.setVideoPaused(msg.paused === true);
+      break;
     case 'bandwidth':
       handleBandwidth(msg);
       break;

@@ -67,6 +67,7 @@ export class Tile {
     this.info = { id: '', name: '', role: '', micMuted: false, camMuted: false };
     this.speaking = false;
     this.audioOnly = false; // low-bandwidth mode: show initials and "Alleen geluid", no video
+    this.videoPaused = false; // the server paused this video: the connection is too weak
     this.stream = new MediaStream();
     this.bindings = new Map(); // track → AbortController for its event listeners
     this.onAutoplayBlocked = onAutoplayBlocked;
@@ -92,7 +93,13 @@ export class Tile {
     this.mic = indicator('mic-muted', 'mic-off');
     this.cam = indicator('cam-muted', 'cam-off');
     this.audioOnlyIndicator = indicator('tile-audio-only', 'audio');
-    indicators.append(this.mic.el, this.cam.el, this.audioOnlyIndicator.el);
+    this.videoPausedIndicator = indicator('tile-video-paused', 'cam-off');
+    indicators.append(
+      this.mic.el,
+      this.cam.el,
+      this.audioOnlyIndicator.el,
+      this.videoPausedIndicator.el,
+    );
     media.append(this.video, this.placeholder, indicators);
     this.el.append(media);
 
@@ -147,6 +154,8 @@ export class Tile {
 
     this.audioOnlyIndicator.text.textContent = t('tile.audioOnly');
     this.audioOnlyIndicator.el.hidden = !this.audioOnly || Boolean(camMuted);
+    this.videoPausedIndicator.text.textContent = t('tile.videoPaused');
+    this.videoPausedIndicator.el.hidden = !this.videoPaused || this.audioOnly || Boolean(camMuted);
 
     this.speakingText.textContent = t('tile.speaking');
     this.speakingEl.hidden = !this.speaking;
@@ -168,6 +177,13 @@ export class Tile {
   setAudioOnly(audioOnly) {
     if (this.audioOnly === Boolean(audioOnly)) return;
     this.audioOnly = Boolean(audioOnly);
+    this.render();
+  }
+
+  /** The server paused (or resumed) this video because the connection is too weak for it. */
+  setVideoPaused(paused) {
+    if (this.videoPaused === Boolean(paused)) return;
+    this.videoPaused = Boolean(paused);
     this.render();
   }
 
@@ -247,7 +263,7 @@ export class Tile {
   #renderMedia() {
     const video = this.stream.getVideoTracks()[0];
     const live = Boolean(video) && video.readyState === 'live' && !video.muted;
-    const showVideo = live && !this.info.camMuted && !this.audioOnly;
+    const showVideo = live && !this.info.camMuted && !this.audioOnly && !this.videoPaused;
     this.video.hidden = !showVideo;
     this.placeholder.hidden = showVideo;
     this.el.classList.toggle('has-video', showVideo);
