@@ -82,7 +82,7 @@ async def test_layers_nobody_needs_are_paused_at_the_publisher_and_resumed(tmp_p
                 for m in publisher.messages[since:]
             )
 
-        await wait_for(lambda: asked({"q": True, "h": False, "f": False}), 13, "pause h and f")
+        await wait_for(lambda: asked({"q": True, "h": False, "f": False}), 20, "pause h and f")
         assert not publisher.video_layers[2].active
         mark = len(publisher.messages)
         await subscriber.send_layout({video.mid: (1280, 720, True)})
