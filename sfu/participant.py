@@ -167,6 +167,7 @@ class Participant:
         self.rtcp_errors = 0
         self.nacks_received = 0
         self.nacks_sent = 0
+        self.tick_errors = 0
         self._remote_candidates = 0
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -770,7 +771,12 @@ class Participant:
     async def _run_timer(self) -> None:
         while True:
             await asyncio.sleep(TICK_MS / 1000)
-            self.tick(now_ms())
+            try:
+                self.tick(now_ms())
+            except Exception:  # a bug here must not stop feedback for the whole call
+                self.tick_errors += 1
+                if self.tick_errors <= 3:
+                    logger.exception("participant timer failed")
 
     def tick(self, now: int) -> None:
         state = self.transport.state

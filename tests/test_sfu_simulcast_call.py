@@ -29,6 +29,9 @@ async def simulcast_call(tmp_path, room: str):
             await asyncio.wait_for(subscriber.connected.wait(), 10)
             await wait_for(lambda: video_from(subscriber, publisher) is not None, 5, "video")
             yield server, publisher, subscriber, video_from(subscriber, publisher)
+            for room in server.sfu.rooms.values():
+                for participant in room.participants.values():
+                    assert participant.tick_errors == 0, "the participant timer failed"
         finally:
             await subscriber.close()
             await publisher.close()
@@ -73,7 +76,7 @@ async def test_a_hidden_video_gets_no_packets_and_comes_back_quickly(tmp_path):
 
 
 async def test_layers_nobody_needs_are_paused_at_the_publisher_and_resumed(tmp_path):
-    async with simulcast_call(tmp_path, "pause") as (_server, publisher, subscriber, video):
+    async with simulcast_call(tmp_path, "pause") as (server, publisher, subscriber, video):
         await subscriber.send_layout({video.mid: (160, 90, True)})
 
         def asked(active: dict[str, bool], since: int = 0) -> bool:
@@ -82,7 +85,17 @@ async def test_layers_nobody_needs_are_paused_at_the_publisher_and_resumed(tmp_p
                 for m in publisher.messages[since:]
             )
 
-        await wait_for(lambda: asked({"q": True, "h": False, "f": False}), 20, "pause h and f")
+        try:
+            await wait_for(lambda: asked({"q": True, "h": False, "f": False}), 20, "pause h and f")
+        except AssertionError as exc:
+            sfu_sub = server.sfu.rooms["pause"].participants[subscriber.participant_id]
+            layers = [
+                (d.current_layer, d.target_layer, d.wanted_layer)
+                for d in sfu_sub.downtracks.values()
+                if d.kind == "video"
+            ]
+            sent = [m for m in publisher.messages if m.get("type") == "publisher_layers"]
+            raise AssertionError(f"{exc}; asked {sent}; subscriber layers {layers}") from exc
         assert not publisher.video_layers[2].active
         mark = len(publisher.messages)
         await subscriber.send_layout({video.mid: (1280, 720, True)})
