@@ -102,7 +102,7 @@ class RemoteSession:
             self._close_code = (
                 code if code is not None and code not in (1006, 1011) else (CLOSE_SERVICE_RESTART)
             )
-            self._sfu.placement.left(self._worker, self._room)
+            self._sfu.placement.release(self._room)
             self._sfu.forget(self)
             self._closed.set()
 
@@ -187,15 +187,9 @@ class RemoteSfu:
         while time.monotonic() < deadline:
             if worker.process.returncode is not None:
                 break
-            try:
-                async with self._session.get(
-                    f"{worker.url}/internal/health", timeout=aiohttp.ClientTimeout(total=1)
-                ) as response:
-                    if response.status == 200:
-                        self.placement.up(worker.index)
-                        return
-            except (aiohttp.ClientError, TimeoutError):
-                pass
+            if await self._get(worker, "/internal/health", 1.0) is not None:
+                self.placement.up(worker.index)
+                return
             await asyncio.sleep(0.1)
         raise RuntimeError(f"SFU worker {worker.index} did not start")
 
@@ -227,15 +221,25 @@ class RemoteSfu:
             for worker in self._workers:
                 if not self.placement.is_up(worker.index):
                     continue
-                try:
-                    async with self._session.get(
-                        f"{worker.url}/internal/stats", timeout=aiohttp.ClientTimeout(total=2)
-                    ) as response:
-                        if response.status == 200:
-                            worker.stats = await response.json()
-                except (aiohttp.ClientError, TimeoutError, ValueError):
-                    continue
+                stats = await self._get(worker, "/internal/stats", 2.0)
+                if stats is not None:
+                    worker.stats = stats
+                    self.placement.reported(worker.index, set(stats.get("rooms") or {}))
             await asyncio.sleep(POLL_INTERVAL_S)
+
+    async def _get(self, worker: Worker, path: str, timeout_s: float) -> dict[str, Any] | None:
+        """A worker's JSON answer, or None when it does not answer well."""
+        assert self._session is not None
+        try:
+            async with self._session.get(
+                f"{worker.url}{path}", timeout=aiohttp.ClientTimeout(total=timeout_s)
+            ) as response:
+                if response.status != 200:
+                    return None
+                body = await response.json()
+                return body if isinstance(body, dict) else None
+        except (aiohttp.ClientError, TimeoutError, ValueError):
+            return None
 
     async def join(
         self, room_id: str, identity: str, name: str, role: str, send: Send
@@ -261,21 +265,23 @@ class RemoteSfu:
             )
             first = await ws.receive(timeout=15)
         except (aiohttp.ClientError, TimeoutError, ConnectionError) as exc:
+            self.placement.release(room_id)
             raise SignallingError(
                 "server_busy", "the server is restarting; try again", close_code=4503
             ) from exc
         if first.type != aiohttp.WSMsgType.TEXT:
             await ws.close()
+            self.placement.release(room_id)
             raise SignallingError("server_busy", "the server is restarting", close_code=4503)
         message = json.loads(first.data)
         if message.get("type") == "error":
             await ws.close()
+            self.placement.release(room_id)
             raise SignallingError(
                 str(message.get("code")),
                 str(message.get("message")),
                 close_code=4429 if message.get("code") == "room_full" else 4400,
             )
-        self.placement.joined(index)
         await send(message)
         participant = message.get("participant") or {}
         session = RemoteSession(self, index, room_id, ws, send, str(participant.get("id", "")))

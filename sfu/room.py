@@ -8,6 +8,7 @@ from collections.abc import Coroutine
 from typing import Any
 
 from sfu.config import SfuConfig
+from sfu.errors import SignallingError
 from sfu.metrics import MediaCounters, add_downtrack, participant_counters
 from sfu.participant import Participant, SendMessage, now_ms
 from sfu.speaker import ActiveSpeakerDetector
@@ -54,8 +55,6 @@ class Room:
         return None
 
     async def join(self, identity: str, name: str, role: str, send: SendMessage) -> Participant:
-        from sfu.errors import SignallingError
-
         previous = self.find_identity(identity)
         if previous is not None:
             await previous.send(

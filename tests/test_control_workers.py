@@ -35,7 +35,7 @@ async def test_rooms_are_spread_over_the_workers_and_a_crashed_worker_comes_back
         try:
             for room in ("r1", "r2", "r3", "r4"):
                 people.extend(await pair(server, room))
-            placed = {room: remote.placement.worker_for(room) for room in ("r1", "r2", "r3", "r4")}
+            placed = {room: remote.placement.placed(room) for room in ("r1", "r2", "r3", "r4")}
             assert sorted(placed.values()) == [0, 0, 1, 1]
 
             # The room snapshot of a worker reaches the admin API.
@@ -66,7 +66,7 @@ async def test_rooms_are_spread_over_the_workers_and_a_crashed_worker_comes_back
             await wait_for(lambda: remote.worker_pids()[victim] not in (None, pid), 15, "restart")
             again = await pair(server, "r1")
             people.extend(again)
-            assert remote.placement.worker_for("r1") is not None
+            assert remote.placement.placed("r1") is not None
         finally:
             for person in people:
                 await person.close()
