@@ -14,7 +14,10 @@ done here:
 * a media fast path: once DTLS is up, SRTP/SRTCP datagrams arriving on the nominated pair's socket
   are unprotected (`RTCDtlsTransport._rx_srtp`) and handed over right in the socket callback
   (`StunProtocol.datagram_received`), skipping aioice's queue and aiortc's receive coroutine.
-  STUN (consent checks) and DTLS still take aiortc's path.
+  STUN (consent checks) and DTLS still take aiortc's path;
+* SRTP without pylibsrtp's per-call overhead: `FastSrtp` calls libsrtp (through pylibsrtp's cffi
+  binding, `pylibsrtp._binding`) on the session pylibsrtp created (`Session._srtp`), with its own
+  preallocated packet buffer and length cell, so protecting a packet allocates only the result.
 
 aiortc is pinned to an exact version; tests/test_aiortc_adapter.py fails loudly when an upgrade
 changes any of this.
@@ -42,11 +45,60 @@ from aiortc import (
     RTCIceTransport,
 )
 from aiortc.sdp import candidate_from_sdp, candidate_to_sdp
+from pylibsrtp._binding import ffi as _srtp_ffi
+from pylibsrtp._binding import lib as _srtp_lib
 
 logger = logging.getLogger(__name__)
 
 PINNED_AIORTC_VERSION = "1.16.0"
 PINNED_AIOICE_VERSION = "0.13.0"
+PINNED_PYLIBSRTP_VERSION = "1.0.0"
+_SRTP_BUFFER_SIZE = 1500
+_SRTP_MAX_TRAILER = 16 + 128  # SRTP_MAX_TRAILER_LEN, SRTCP adds 4 for its index
+
+
+def _not_connected(data: bytes, addr: Any) -> None:
+    raise RuntimeError("the transport is not connected")
+
+
+class FastSrtp:
+    """Protect/unprotect on an existing pylibsrtp session, without per-call allocation.
+
+    The session keeps its replay and rollover state; this only skips pylibsrtp's Python wrapper.
+    Not thread-safe (one event loop owns it), and every result is copied out before returning.
+    """
+
+    __slots__ = ("_buffer", "_cdata", "_length", "_session", "_srtp")
+
+    def __init__(self, session: pylibsrtp.Session) -> None:
+        self._session = session  # keeps the libsrtp session alive
+        self._srtp = session._srtp[0]
+        self._cdata = _srtp_ffi.new("char[]", _SRTP_BUFFER_SIZE)
+        self._buffer = _srtp_ffi.buffer(self._cdata)
+        self._length = _srtp_ffi.new("int *")
+
+    def _process(self, data: bytes, function: Any, trailer: int) -> bytes:
+        size = len(data)
+        if size > _SRTP_BUFFER_SIZE - trailer:
+            raise pylibsrtp.Error("packet is too long")
+        self._buffer[0:size] = data
+        self._length[0] = size
+        if function(self._srtp, self._cdata, self._length):
+            raise pylibsrtp.Error("srtp failed")
+        return self._buffer[0 : self._length[0]]  # type: ignore[no-any-return]
+
+    def protect(self, data: bytes) -> bytes:
+        return self._process(data, _srtp_lib.srtp_protect, _SRTP_MAX_TRAILER)
+
+    def protect_rtcp(self, data: bytes) -> bytes:
+        return self._process(data, _srtp_lib.srtp_protect_rtcp, _SRTP_MAX_TRAILER + 4)
+
+    def unprotect(self, data: bytes) -> bytes:
+        return self._process(data, _srtp_lib.srtp_unprotect, 0)
+
+    def unprotect_rtcp(self, data: bytes) -> bytes:
+        return self._process(data, _srtp_lib.srtp_unprotect_rtcp, 0)
+
 
 _host_addresses: contextvars.ContextVar[tuple[str, ...] | None] = contextvars.ContextVar(
     "balie_host_addresses", default=None
@@ -84,6 +136,9 @@ def check_compatibility() -> None:
             raise RuntimeError(f"RTCDtlsTransport.{name} is gone")
     if not callable(getattr(aioice.ice, "get_host_addresses", None)):
         raise RuntimeError("aioice.ice.get_host_addresses is gone")
+    for name in ("srtp_protect", "srtp_unprotect", "srtp_protect_rtcp", "srtp_unprotect_rtcp"):
+        if not hasattr(_srtp_lib, name):
+            raise RuntimeError(f"pylibsrtp's binding has no {name}")
 
 
 install()
@@ -133,8 +188,10 @@ class MediaTransport:
         self._connect_task: asyncio.Task[None] | None = None
         self._state = "new"
         self._closed = False
-        self._srtp: Any = None
+        self._srtp: FastSrtp | None = None
         self._pair: Any = None
+        self._sendto: Callable[[bytes, Any], None] = _not_connected
+        self._remote_addr: Any = None
         self.packets_sent = 0
         self.bytes_sent = 0
         self.send_errors = 0
@@ -231,18 +288,23 @@ class MediaTransport:
         if self._dtls.state != "connected":
             self._set_state("failed")
             return
-        self._srtp = self._dtls._tx_srtp
+        tx_srtp = self._dtls._tx_srtp
         self._pair = self._ice._connection._nominated.get(1)
-        if self._srtp is None or self._pair is None:
+        if tx_srtp is None or self._pair is None:
             self._set_state("failed")
             return
+        self._srtp = FastSrtp(tx_srtp)
+        # The nominated pair does not change after connecting (no ICE restarts): the send
+        # function and the remote address are looked up once, not per packet.
+        self._sendto = self._pair.protocol.transport.sendto
+        self._remote_addr = self._pair.remote_addr
         self._ice.on("statechange", self._ice_state_changed)
         self._install_fast_path()
         self._set_state("connected")
 
     def _install_fast_path(self) -> None:
         """Take SRTP off the nominated socket directly (see the module docstring)."""
-        rx_srtp = self._dtls._rx_srtp
+        rx_srtp = FastSrtp(self._dtls._rx_srtp)
         protocol = self._pair.protocol
         slow_path = protocol.datagram_received
         on_rtp = self._on_rtp
@@ -297,8 +359,7 @@ class MediaTransport:
         except pylibsrtp.Error:
             self.send_errors += 1
             return False
-        pair = self._pair
-        pair.protocol.transport.sendto(protected, pair.remote_addr)
+        self._sendto(protected, self._remote_addr)
         self.packets_sent += 1
         self.bytes_sent += len(protected)
         return True
@@ -312,8 +373,7 @@ class MediaTransport:
         except pylibsrtp.Error:
             self.send_errors += 1
             return False
-        pair = self._pair
-        pair.protocol.transport.sendto(protected, pair.remote_addr)
+        self._sendto(protected, self._remote_addr)
         return True
 
     async def close(self) -> None:

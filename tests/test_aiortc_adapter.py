@@ -5,17 +5,75 @@ import inspect
 from importlib.metadata import version
 
 import aioice.ice
+import pylibsrtp
 import pytest
 from aiortc import RTCDtlsTransport, RTCIceGatherer
 
 from sfu import aiortc_adapter
-from sfu.aiortc_adapter import PINNED_AIOICE_VERSION, PINNED_AIORTC_VERSION, MediaTransport
+from sfu.aiortc_adapter import (
+    PINNED_AIOICE_VERSION,
+    PINNED_AIORTC_VERSION,
+    PINNED_PYLIBSRTP_VERSION,
+    FastSrtp,
+    MediaTransport,
+)
 
 
 def test_aiortc_and_aioice_are_the_exact_versions_the_adapter_was_written_for():
     assert version("aiortc") == PINNED_AIORTC_VERSION
     assert version("aioice") == PINNED_AIOICE_VERSION
     aiortc_adapter.check_compatibility()
+
+
+def _srtp_pair() -> tuple[pylibsrtp.Session, pylibsrtp.Session]:
+    key = bytes(range(30))
+    tx = pylibsrtp.Session(
+        policy=pylibsrtp.Policy(key=key, ssrc_type=pylibsrtp.Policy.SSRC_ANY_OUTBOUND)
+    )
+    rx = pylibsrtp.Session(
+        policy=pylibsrtp.Policy(key=key, ssrc_type=pylibsrtp.Policy.SSRC_ANY_INBOUND)
+    )
+    return tx, rx
+
+
+def _rtp(seq: int, size: int = 1200) -> bytes:
+    header = bytes([0x80, 96]) + seq.to_bytes(2, "big") + (1234).to_bytes(4, "big")
+    return header + (0x11223344).to_bytes(4, "big") + bytes(range(256)) * (size // 256)
+
+
+def test_pylibsrtp_is_the_exact_version_and_keeps_the_session_where_fast_srtp_looks():
+    assert version("pylibsrtp") == PINNED_PYLIBSRTP_VERSION
+    source = inspect.getsource(pylibsrtp.Session)
+    assert "self._srtp = ffi.gc(srtp" in source
+    assert "func(self._srtp[0], self._cdata, len_p)" in source
+
+
+def test_fast_srtp_protects_exactly_like_pylibsrtp_and_round_trips():
+    tx_reference, _ = _srtp_pair()
+    tx, rx = _srtp_pair()
+    fast_tx, fast_rx = FastSrtp(tx), FastSrtp(rx)
+    for seq in range(5):
+        packet = _rtp(seq)
+        protected = fast_tx.protect(packet)
+        assert protected == tx_reference.protect(packet)
+        assert fast_rx.unprotect(protected) == packet
+    rtcp = bytes([0x80, 200, 0, 6]) + bytes(24)
+    assert fast_rx.unprotect_rtcp(fast_tx.protect_rtcp(rtcp)) == rtcp
+
+
+def test_fast_srtp_rejects_a_replayed_or_tampered_packet_and_a_too_long_one():
+    tx, rx = _srtp_pair()
+    fast_tx, fast_rx = FastSrtp(tx), FastSrtp(rx)
+    protected = fast_tx.protect(_rtp(1))
+    fast_rx.unprotect(protected)
+    with pytest.raises(pylibsrtp.Error):
+        fast_rx.unprotect(protected)  # replay
+    tampered = bytearray(fast_tx.protect(_rtp(2)))
+    tampered[40] ^= 1
+    with pytest.raises(pylibsrtp.Error):
+        fast_rx.unprotect(bytes(tampered))
+    with pytest.raises(pylibsrtp.Error):
+        fast_tx.protect(bytes(1400))
 
 
 def test_the_dtls_transport_still_routes_decrypted_packets_through_the_replaced_methods():
