@@ -77,6 +77,14 @@ class SfuLike(Protocol):
 
     def room_snapshot(self, room_id: str) -> dict[str, Any] | None: ...
 
+    async def set_recording(self, room_id: str, recording_id: str | None, port: int = 0) -> None:
+        """Send the room's media to the recorder on 127.0.0.1:`port`, or stop (None).
+
+        Holds for the room whenever it has participants, also after it emptied and filled again;
+        every participant's page is told (`recording` message), late joiners too.
+        """
+        ...
+
     def counters(self) -> MediaCountersLike:
         """Media totals since the process started; cheap enough to call on every scrape."""
         ...

@@ -100,6 +100,25 @@ async def internal_stats(request: web.Request) -> web.StreamResponse:
     )
 
 
+async def internal_recording(request: web.Request) -> web.StreamResponse:
+    """Start or stop sending a room's media to the recorder: {room, recording_id|null, port}."""
+    if not _authorised(request):
+        raise web.HTTPUnauthorized()
+    try:
+        body = await request.json()
+        room = body["room"]
+        recording_id = body.get("recording_id")
+        port = int(body.get("port") or 0)
+    except (ValueError, KeyError, TypeError) as exc:
+        raise web.HTTPBadRequest() from exc
+    if not isinstance(room, str) or not (recording_id is None or isinstance(recording_id, str)):
+        raise web.HTTPBadRequest()
+    if recording_id is not None and not 0 < port < 65536:
+        raise web.HTTPBadRequest()
+    await request.app[SFU].set_recording(room, recording_id, port)
+    return web.json_response({"status": "ok"})
+
+
 async def health(request: web.Request) -> web.StreamResponse:
     return web.json_response({"status": "ok"})
 
@@ -111,6 +130,7 @@ def build_app(sfu: Sfu, secret: str) -> web.Application:
     app.router.add_get("/internal/rtc", internal_rtc)
     app.router.add_get("/internal/stats", internal_stats)
     app.router.add_get("/internal/health", health)
+    app.router.add_post("/internal/recording", internal_recording)
 
     async def close_sfu(app: web.Application) -> None:
         await app[SFU].close()

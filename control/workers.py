@@ -156,6 +156,7 @@ class RemoteSfu:
         self._tasks: list[asyncio.Task[None]] = []
         self._sessions: set[RemoteSession] = set()
         self._closing = False
+        self._recordings: dict[str, tuple[str, int]] = {}  # room -> (recording id, port)
 
     @property
     def worker_count(self) -> int:
@@ -188,6 +189,8 @@ class RemoteSfu:
             if worker.process.returncode is not None:
                 break
             if await self._get(worker, "/internal/health", 1.0) is not None:
+                for room_id, (recording_id, port) in list(self._recordings.items()):
+                    await self._post_recording(worker, room_id, recording_id, port)
                 self.placement.up(worker.index)
                 return
             await asyncio.sleep(0.1)
@@ -240,6 +243,33 @@ class RemoteSfu:
                 return body if isinstance(body, dict) else None
         except (aiohttp.ClientError, TimeoutError, ValueError):
             return None
+
+    async def set_recording(self, room_id: str, recording_id: str | None, port: int = 0) -> None:
+        """Every worker learns it, so the room is recorded wherever it is placed (now or later)."""
+        if recording_id is None:
+            self._recordings.pop(room_id, None)
+        else:
+            self._recordings[room_id] = (recording_id, port)
+        for worker in self._workers:
+            if self.placement.is_up(worker.index):
+                await self._post_recording(worker, room_id, recording_id, port)
+
+    async def _post_recording(
+        self, worker: Worker, room_id: str, recording_id: str | None, port: int
+    ) -> None:
+        assert self._session is not None
+        body = {"room": room_id, "recording_id": recording_id, "port": port}
+        try:
+            async with self._session.post(
+                f"{worker.url}/internal/recording",
+                json=body,
+                timeout=aiohttp.ClientTimeout(total=5),
+            ) as response:
+                if response.status != 200:
+                    log.error("worker %d refused a recording change", worker.index)
+        except (aiohttp.ClientError, TimeoutError):
+            # A worker that is down learns it when it is started again.
+            log.warning("worker %d did not take a recording change", worker.index)
 
     async def join(
         self, room_id: str, identity: str, name: str, role: str, send: Send

@@ -11,6 +11,7 @@ from sfu.config import SfuConfig
 from sfu.errors import SignallingError
 from sfu.metrics import MediaCounters, add_downtrack, participant_counters
 from sfu.participant import Participant, SendMessage, now_ms
+from sfu.recording_tap import RecordingTap
 from sfu.speaker import ActiveSpeakerDetector
 
 logger = logging.getLogger(__name__)
@@ -36,6 +37,7 @@ class Room:
         self._tasks: set[asyncio.Task[None]] = set()
         self.speaker = ActiveSpeakerDetector()
         self._speaker_task: asyncio.Task[None] | None = None
+        self.recording: RecordingTap | None = None
 
     def spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
         """Run a coroutine in a task the room keeps until it ends (and cancels on close)."""
@@ -85,6 +87,8 @@ class Room:
             await participant.send(
                 {"type": "active_speaker", "participant_id": self.speaker.active}
             )
+        if self.recording is not None:
+            await participant.send(self._recording_message())
         await self.broadcast(
             {"type": "participant_joined", "participant": participant.describe()},
             exclude=participant,
@@ -104,6 +108,9 @@ class Room:
                 publisher.subscribe(publication)
             await other.renegotiate()
         await publisher.renegotiate()
+        if self.recording is not None:
+            for publication in publisher.publications.values():
+                self.recording.add_publication(publication, publisher)
         await self.broadcast(
             {"type": "participant_updated", "participant": publisher.describe()},
             exclude=publisher,
@@ -115,6 +122,8 @@ class Room:
         del self.participants[participant.id]
         self._finished.add(participant_counters(participant))
         self.speaker.remove(participant.id)
+        if self.recording is not None:
+            self.recording.remove_participant(participant)
         for other in list(self.participants.values()):
             changed = False
             for downtrack in list(other.downtracks.values()):
@@ -132,7 +141,41 @@ class Room:
         )
         if not self.participants:
             await self._stop_speaker_task()
+            await self._stop_recording_tap()
             self._on_empty(self)
+
+    # -- recording ---------------------------------------------------------------------------
+
+    def _recording_message(self) -> dict[str, object]:
+        tap = self.recording
+        return {
+            "type": "recording",
+            "active": tap is not None,
+            "recording_id": tap.recording_id if tap is not None else None,
+        }
+
+    async def set_recording(self, recording_id: str | None, port: int = 0) -> None:
+        """Start sending this room's media to the recorder (or stop: None); tells everyone."""
+        tap = self.recording
+        if tap is not None and tap.recording_id == recording_id and tap.address[1] == port:
+            return
+        await self._stop_recording_tap()
+        if recording_id is not None:
+            tap = RecordingTap(self.id, recording_id, port)
+            await tap.start()
+            self.recording = tap
+            for participant in self.participants.values():
+                if participant.closed:
+                    continue
+                for publication in participant.publications.values():
+                    tap.add_publication(publication, participant)
+        await self.broadcast(self._recording_message(), exclude=None)
+
+    async def _stop_recording_tap(self) -> None:
+        tap = self.recording
+        self.recording = None
+        if tap is not None:
+            await tap.close()
 
     async def _watch_speakers(self) -> None:
         while True:
@@ -178,6 +221,7 @@ class Room:
         for participant in list(self.participants.values()):
             await participant.close("server_shutdown", 1001)
         await self._stop_speaker_task()
+        await self._stop_recording_tap()
         tasks = list(self._tasks)
         for task in tasks:
             task.cancel()

@@ -130,6 +130,19 @@ class Sfu:
         self._closed = False
         self._join_lock: dict[str, asyncio.Lock] = {}
         self._finished = MediaCounters()
+        # Rooms being recorded: recording id and the recorder's UDP port on 127.0.0.1. Kept
+        # apart from the rooms, so a room that empties and fills again is recorded again.
+        self.recordings: dict[str, tuple[str, int]] = {}
+
+    async def set_recording(self, room_id: str, recording_id: str | None, port: int = 0) -> None:
+        """Record a room's media (to the recorder listening on `port`) or stop (None)."""
+        if recording_id is None:
+            self.recordings.pop(room_id, None)
+        else:
+            self.recordings[room_id] = (recording_id, port)
+        room = self.rooms.get(room_id)
+        if room is not None:
+            await room.set_recording(recording_id, port)
 
     def _room_empty(self, room: Room) -> None:
         if self.rooms.get(room.id) is room:
@@ -147,11 +160,15 @@ class Sfu:
             if room is None:
                 room = Room(room_id, self.config, self._room_empty, self._finished)
                 self.rooms[room_id] = room
+                recording = self.recordings.get(room_id)
+                if recording is not None:
+                    await room.set_recording(*recording)
             try:
                 participant = await room.join(identity, name, role, send)
             except BaseException:
                 if not room.participants:
                     self._room_empty(room)
+                    await room.close()
                 raise
         return ParticipantSession(participant)
 
