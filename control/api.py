@@ -10,10 +10,10 @@ from typing import Any
 
 from aiohttp import web
 
-from control.appkeys import SETTINGS_KEY, SFU_KEY, STORE_KEY
+from control.appkeys import RECORDINGS_KEY, SETTINGS_KEY, SFU_KEY, STORE_KEY
 from control.errors import ApiError, read_json_object
 from control.openapi import openapi_document
-from control.rooms import Room, RoomExistsError
+from control.rooms import Room, RoomExistsError, validate_case_type
 from control.tokens import (
     DEFAULT_TTL_SECONDS,
     is_valid_room_id,
@@ -63,7 +63,12 @@ def _check_fields(body: dict[str, Any], allowed: set[str]) -> None:
 
 
 def _room_json(room: Room) -> dict[str, Any]:
-    return {"id": room.id, "name": room.display_name, "created_at": room.created_at}
+    return {
+        "id": room.id,
+        "name": room.display_name,
+        "created_at": room.created_at,
+        "case_type": room.case_type,
+    }
 
 
 def _iso_utc(timestamp: int) -> str:
@@ -73,18 +78,21 @@ def _iso_utc(timestamp: int) -> str:
 @require_api_key
 async def create_room(request: web.Request) -> web.StreamResponse:
     body = await read_json_object(request)
-    _check_fields(body, {"id", "name"})
+    _check_fields(body, {"id", "name", "case_type"})
     room_id = body.get("id")
     name = body.get("name")
+    case_type = body.get("case_type")
     try:
         if room_id is not None:
             validate_room_id(room_id, "id")
         if name is not None:
             name = validate_name(name, "name")
+        if case_type is not None:
+            case_type = validate_case_type(case_type)
     except ValueError as exc:
         raise _invalid(str(exc)) from None
     try:
-        room = await request.app[STORE_KEY].create(room_id, name)
+        room = await request.app[STORE_KEY].create(room_id, name, case_type)
     except RoomExistsError:
         raise ApiError(409, "room_exists", f"room {room_id!r} already exists") from None
     return web.json_response(_room_json(room), status=201)
@@ -137,9 +145,14 @@ async def get_room(request: web.Request) -> web.StreamResponse:
         raise ApiError(404, "room_not_found", f"room {room_id!r} does not exist")
     participants: list[Any] = list(snapshot.get("participants", [])) if snapshot else []
     result: dict[str, Any] = (
-        _room_json(room) if room is not None else {"id": room_id, "name": None, "created_at": None}
+        _room_json(room)
+        if room is not None
+        else {"id": room_id, "name": None, "created_at": None, "case_type": None}
     )
     result["participants"] = participants
+    recordings = request.app.get(RECORDINGS_KEY)
+    active = recordings.active(room_id) if recordings is not None else None
+    result["recording"] = {"id": active.id, "started_at": active.started_at} if active else None
     return web.json_response(result)
 
 

@@ -7,11 +7,13 @@ from pathlib import Path
 
 from aiohttp import web
 
-from control import api
-from control.appkeys import SETTINGS_KEY, SFU_KEY, STORE_KEY, WEB_DIR_KEY
+from control import api, recordings_api
+from control.appkeys import RECORDINGS_KEY, SETTINGS_KEY, SFU_KEY, STORE_KEY, WEB_DIR_KEY
 from control.config import Settings
 from control.errors import error_middleware
 from control.metrics import DEFAULT_WORKER, setup_metrics
+from control.recorder_process import RecorderProcess
+from control.recordings import Recordings, RecordingStore
 from control.rooms import RoomRegistry, RoomStore
 from control.sfu_types import SfuLike
 from control.signalling import SIGNALLING_OPTIONS_KEY, SignallingOptions, rtc_handler
@@ -77,6 +79,37 @@ async def healthz(request: web.Request) -> web.StreamResponse:
     return web.json_response({"status": "ok"})
 
 
+RECORDER_KEY = web.AppKey("recorder_process", RecorderProcess)
+
+
+async def _start_recordings(app: web.Application) -> None:
+    settings = app[SETTINGS_KEY]
+    recorder = RecorderProcess(settings.data_dir, settings.recording_key)
+    recordings = Recordings(
+        RecordingStore(settings.data_dir),
+        recorder,
+        app[SFU_KEY],
+        settings.mandatory_recording_case_types,
+    )
+    recorder.on_restart = recordings.resume_all
+    await recorder.start()
+    app[RECORDER_KEY] = recorder
+    app[RECORDINGS_KEY] = recordings
+    await recordings.recover()
+
+
+async def _stop_recordings(app: web.Application) -> None:
+    recordings = app.get(RECORDINGS_KEY)
+    if recordings is not None:
+        await recordings.close()
+
+
+async def _close_recorder(app: web.Application) -> None:
+    recorder = app.get(RECORDER_KEY)
+    if recorder is not None:
+        await recorder.close()
+
+
 async def _close_sfu(app: web.Application) -> None:
     await app[SFU_KEY].close()
 
@@ -89,10 +122,12 @@ def create_app(
     signalling: SignallingOptions | None = None,
     web_dir: Path | None = None,
     worker: str = DEFAULT_WORKER,
+    recording: bool = False,
 ) -> web.Application:
     """Build the application. `sfu.close()` (idempotent) is awaited on shutdown and cleanup.
 
     `worker` labels this application's Prometheus metrics (one SFU worker per core later on).
+    With `recording` the recorder process is started (and supervised) with the application.
     """
     app = web.Application(middlewares=[error_middleware], client_max_size=CLIENT_MAX_SIZE)
     app[SETTINGS_KEY] = settings
@@ -107,6 +142,10 @@ def create_app(
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/rtc", rtc_handler)
     api.add_routes(app)
+    recordings_api.add_routes(app)
+    if recording:
+        app.on_startup.append(_start_recordings)
+        app.on_shutdown.append(_stop_recordings)  # before the calls end (below)
     setup_metrics(app, sfu, worker=worker)
     if web_dir.is_dir():
         app.router.add_static("/static", web_dir, follow_symlinks=False)
@@ -118,4 +157,6 @@ def create_app(
     # for running handlers; again on cleanup, which also runs when startup failed.
     app.on_shutdown.append(_close_sfu)
     app.on_cleanup.append(_close_sfu)
+    if recording:
+        app.on_cleanup.append(_close_recorder)
     return app

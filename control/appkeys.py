@@ -7,6 +7,7 @@ from pathlib import Path
 from aiohttp import web
 
 from control.config import Settings
+from control.recordings import Recordings
 from control.rooms import RoomStore
 from control.sfu_types import SfuLike
 
@@ -14,3 +15,4 @@ SETTINGS_KEY = web.AppKey("settings", Settings)
 SFU_KEY = web.AppKey[SfuLike]("sfu")
 STORE_KEY = web.AppKey[RoomStore]("room_store")
 WEB_DIR_KEY = web.AppKey("web_dir", Path)
+RECORDINGS_KEY = web.AppKey("recordings", Recordings)

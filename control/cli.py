@@ -129,10 +129,47 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--base-url", default=None, help="public URL of this server, used in join links"
     )
+    serve.add_argument(
+        "--mandatory-recording",
+        dest="mandatory_recording",
+        action="append",
+        default=None,
+        metavar="CASE_TYPE",
+        help="case type whose calls may be recorded without consent because the law requires "
+        "it (repeatable; default: BALIE_MANDATORY_RECORDING_CASE_TYPES, comma-separated)",
+    )
 
     from loadtest.cli import add_parser as add_loadtest_parser
 
     add_loadtest_parser(commands)
+
+    recorder = commands.add_parser(
+        "recorder", help="run the recorder process (balie serve starts it by itself)"
+    )
+    recorder.add_argument("--port", type=_port, required=True, help="internal API port")
+    recorder.add_argument(
+        "--data-dir", type=Path, default=None, help="data directory (BALIE_DATA_DIR or ./data)"
+    )
+
+    recording = commands.add_parser("recording", help="work with stored recordings")
+    recording_commands = recording.add_subparsers(
+        dest="recording_command", required=True, metavar="ACTION"
+    )
+    export = recording_commands.add_parser(
+        "export", help="decrypt a recording into one playable Matroska file"
+    )
+    export.add_argument("recording_id", metavar="ID", help="recording id (rec_...)")
+    export.add_argument("--out", type=Path, required=True, help="file to write (.mkv)")
+    export.add_argument(
+        "--data-dir", type=Path, default=None, help="data directory (BALIE_DATA_DIR or ./data)"
+    )
+    verify = recording_commands.add_parser(
+        "verify", help="check a recording's files against the SHA-256 hashes in its manifest"
+    )
+    verify.add_argument("recording_id", metavar="ID", help="recording id (rec_...)")
+    verify.add_argument(
+        "--data-dir", type=Path, default=None, help="data directory (BALIE_DATA_DIR or ./data)"
+    )
 
     token = commands.add_parser("token", help="print a join link")
     token.add_argument("--room", required=True, help="room id")
@@ -173,6 +210,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_loadtest(args)
         if args.command == "token":
             return _token_command(args)
+        if args.command == "recorder":
+            from recorder.service import run as run_recorder
+
+            data_dir = args.data_dir if args.data_dir is not None else default_data_dir()
+            return run_recorder(args.port, data_dir)
+        if args.command == "recording":
+            return _recording_command(args)
         return _serve_command(args)
     except CliError as exc:
         print(f"balie: {exc}", file=sys.stderr)
@@ -200,6 +244,42 @@ def _token_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def _recording_command(args: argparse.Namespace) -> int:
+    from control.config import load_recording_key
+    from control.recordings import RecordingStore
+
+    data_dir: Path = (args.data_dir if args.data_dir is not None else default_data_dir()).resolve()
+    store = RecordingStore(data_dir)
+    try:
+        directory = store.directory(args.recording_id)
+    except ValueError:
+        raise CliError(f"not a recording id: {args.recording_id!r}") from None
+    if not (directory / "recording.json").is_file():
+        raise CliError(f"no recording {args.recording_id} in {data_dir}")
+    if args.recording_command == "verify":
+        from recorder.manifest import verify_hashes
+
+        manifest = store.manifest(args.recording_id)
+        if manifest is None:
+            raise CliError("the recording has no manifest yet")
+        problems = verify_hashes(manifest, directory)
+        for problem in problems:
+            print(f"MISMATCH {problem}")
+        if problems:
+            return 1
+        print(f"{args.recording_id}: every file matches its SHA-256 in the manifest")
+        return 0
+    from recorder.export import export_recording
+
+    try:
+        key = bytes.fromhex(load_recording_key(data_dir))
+        summary = export_recording(directory, key, args.out)
+    except (ValueError, OSError) as exc:
+        raise CliError(str(exc)) from None
+    print(f"Wrote {args.out}: {summary}")
+    return 0
+
+
 def _serve_command(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     from sfu.config import SfuConfig
@@ -217,6 +297,9 @@ def _serve_command(args: argparse.Namespace) -> int:
             rtc_ips=rtc_ips,
             allowed_networks=networks,
             base_url=args.base_url,
+            mandatory_recording_case_types=(
+                frozenset(args.mandatory_recording) if args.mandatory_recording else None
+            ),
         )
         sfu_config = SfuConfig(
             rtc_ips=rtc_ips,
@@ -267,6 +350,7 @@ async def run_server(
     stop: asyncio.Event | None = None,
     derive_base_url: bool = False,
     out: TextIO | None = None,
+    recording: bool = True,
 ) -> None:
     """Serve until `stop` is set (or SIGINT/SIGTERM arrives when `stop` is None).
 
@@ -275,7 +359,7 @@ async def run_server(
     from control.app import create_app
 
     out = out if out is not None else sys.stdout
-    app = create_app(settings, sfu)
+    app = create_app(settings, sfu, recording=recording)
     runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=5.0)
     await runner.setup()
     signals_installed: list[signal.Signals] = []

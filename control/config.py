@@ -24,6 +24,8 @@ IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 ENV_DATA_DIR = "BALIE_DATA_DIR"
 ENV_API_KEY = "BALIE_API_KEY"
 ENV_BASE_URL = "BALIE_BASE_URL"
+ENV_RECORDING_KEY = "BALIE_RECORDING_KEY"
+ENV_MANDATORY_RECORDING = "BALIE_MANDATORY_RECORDING_CASE_TYPES"
 
 DEFAULT_HOST = "127.0.0.1"
 WILDCARD_HOSTS = frozenset({"", "0.0.0.0", "::"})
@@ -101,6 +103,34 @@ def _read_secret(path: Path) -> str | None:
     return value
 
 
+def recording_key_path(data_dir: Path) -> Path:
+    return secrets_dir(data_dir) / "recording_key"
+
+
+def load_recording_key(data_dir: Path, env: Mapping[str, str] | None = None) -> str:
+    """The AES-256 key for recordings at rest, as 64 hex digits.
+
+    From `BALIE_RECORDING_KEY` when set (e.g. from the municipality's key management), else from
+    ``<data_dir>/secrets/recording_key`` (created once). Losing it makes recordings unreadable.
+    """
+    env = os.environ if env is None else env
+    value = env.get(ENV_RECORDING_KEY, "").strip() or load_or_create_secret(
+        recording_key_path(data_dir)
+    )
+    try:
+        key = bytes.fromhex(value)
+    except ValueError:
+        key = b""
+    if len(key) != 32:
+        raise ValueError("the recording key must be 64 hexadecimal digits (32 bytes)")
+    return value
+
+
+def parse_case_types(value: str) -> frozenset[str]:
+    """A comma-separated list of case types (empty entries ignored)."""
+    return frozenset(part.strip() for part in value.split(",") if part.strip())
+
+
 def load_token_secret(data_dir: Path) -> str:
     return load_or_create_secret(token_secret_path(data_dir))
 
@@ -154,6 +184,9 @@ class Settings:
     base_url: str
     # Where the API key is stored; None when it came from the environment.
     api_key_file: Path | None = None
+    recording_key: str = field(default="", repr=False)
+    # Case types the law makes recording mandatory for: no consent needed to start.
+    mandatory_recording_case_types: frozenset[str] = frozenset()
 
     @classmethod
     def load(
@@ -166,6 +199,7 @@ class Settings:
         allowed_networks: tuple[IPNetwork, ...] = (),
         base_url: str | None = None,
         env: Mapping[str, str] | None = None,
+        mandatory_recording_case_types: frozenset[str] | None = None,
     ) -> Settings:
         """Build settings, reading (or creating) the secrets in the data directory."""
         env = os.environ if env is None else env
@@ -184,4 +218,10 @@ class Settings:
             token_secret=load_token_secret(data_dir),
             base_url=normalise_base_url(base_url),
             api_key_file=api_key_file,
+            recording_key=load_recording_key(data_dir, env),
+            mandatory_recording_case_types=(
+                mandatory_recording_case_types
+                if mandatory_recording_case_types is not None
+                else parse_case_types(env.get(ENV_MANDATORY_RECORDING, ""))
+            ),
         )

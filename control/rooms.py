@@ -6,6 +6,7 @@ a store backed by a database can replace the registry without changing its calle
 
 from __future__ import annotations
 
+import re
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -31,10 +32,15 @@ class Room:
     id: str
     display_name: str | None
     created_at: str  # ISO 8601, UTC, e.g. "2025-01-31T09:30:00Z"
+    # What the conversation is about (e.g. "birth_registration"); decides whether recording is
+    # mandatory (Settings.mandatory_recording_case_types).
+    case_type: str | None = None
 
 
 class RoomStore(Protocol):
-    async def create(self, room_id: str | None, display_name: str | None) -> Room:
+    async def create(
+        self, room_id: str | None, display_name: str | None, case_type: str | None = None
+    ) -> Room:
         """Create a room; a random id is chosen when `room_id` is None.
 
         Raises RoomExistsError if the id is taken and ValueError if the id or name is invalid.
@@ -46,6 +52,15 @@ class RoomStore(Protocol):
     async def ensure(self, room_id: str) -> Room:
         """Return the room, creating it (without a display name) if it does not exist."""
         ...
+
+
+CASE_TYPE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+
+
+def validate_case_type(value: object, field: str = "case_type") -> str:
+    if not isinstance(value, str) or not CASE_TYPE.match(value):
+        raise ValueError(f"{field} must be 1 to 64 lower-case letters, digits, '_' or '-'")
+    return value
 
 
 def utc_now_iso() -> str:
@@ -63,7 +78,12 @@ class RoomRegistry:
         # No awaits happen while the dict is changed, so no lock is needed.
         self._rooms: dict[str, Room] = {}
 
-    async def create(self, room_id: str | None = None, display_name: str | None = None) -> Room:
+    async def create(
+        self,
+        room_id: str | None = None,
+        display_name: str | None = None,
+        case_type: str | None = None,
+    ) -> Room:
         name = None if display_name is None else validate_name(display_name, "name")
         if room_id is None:
             room_id = generate_room_id()
@@ -73,7 +93,9 @@ class RoomRegistry:
             validate_room_id(room_id, "id")
             if room_id in self._rooms:
                 raise RoomExistsError(room_id)
-        room = Room(id=room_id, display_name=name, created_at=utc_now_iso())
+        if case_type is not None:
+            validate_case_type(case_type)
+        room = Room(id=room_id, display_name=name, created_at=utc_now_iso(), case_type=case_type)
         self._rooms[room_id] = room
         return room
 

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 TAP_INTERVAL_MS = 1000
+FIRST_REPORT_INTERVAL_MS = 100
 ANNOUNCE_TYPE = "balie-recording-tracks"
 
 
@@ -50,6 +51,7 @@ class RecordingTap(asyncio.DatagramProtocol):
         self.address = ("127.0.0.1", port)
         self.downtracks: dict[int, DownTrack] = {}  # by the tap's SSRC
         self._participants: dict[int, Participant] = {}
+        self._reported: set[int] = set()  # tracks that had their first sender report
         self._transport: asyncio.DatagramTransport | None = None
         self._task: asyncio.Task[None] | None = None
         self._closed = False
@@ -186,16 +188,32 @@ class RecordingTap(asyncio.DatagramProtocol):
                     publication.request_keyframe(now_ms, layer)
             report = downtrack.sender_report(now_ms)
             if report is not None:
+                self._reported.add(downtrack.ssrc)
                 self._send(report)
         self._announce()
 
+    def report_new_tracks(self, now_ms: int) -> None:
+        """A first sender report as soon as a track flows, so the recorder maps it early."""
+        for ssrc, downtrack in self.downtracks.items():
+            if ssrc not in self._reported:
+                report = downtrack.sender_report(now_ms)
+                if report is not None:
+                    self._reported.add(ssrc)
+                    self._send(report)
+
     async def _run(self) -> None:
+        steps = TAP_INTERVAL_MS // FIRST_REPORT_INTERVAL_MS
+        step = 0
         while True:
             try:
-                self.tick(now_ms())
+                if step % steps == 0:
+                    self.tick(now_ms())
+                else:
+                    self.report_new_tracks(now_ms())
             except Exception:  # the recording must never stop the call
                 logger.exception("recording tap failed")
-            await asyncio.sleep(TAP_INTERVAL_MS / 1000)
+            step += 1
+            await asyncio.sleep(FIRST_REPORT_INTERVAL_MS / 1000)
 
     async def close(self) -> None:
         """Stop sending; the publications stop feeding it. Idempotent."""

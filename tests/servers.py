@@ -24,6 +24,7 @@ class RunningServer:
     base_url: str
     settings: Settings
     sfu: Any  # Sfu, or RemoteSfu with worker processes
+    app: web.Application | None = None
 
     def token(
         self, room: str, identity: str, name: str | None = None, role: str = "resident"
@@ -51,9 +52,13 @@ async def running_server(
     extra_host: str | None = None,
     extra_network: str | None = None,
     workers: int = 1,
+    recording: bool = False,
     **sfu_options: int,
 ) -> AsyncIterator[RunningServer]:
-    """The server on 127.0.0.1 and, for a test host in its own namespace, on `extra_host` too."""
+    """The server on 127.0.0.1 and, for a test host in its own namespace, on `extra_host` too.
+
+    With `recording` the recorder process runs too (`app` gives access to its parts).
+    """
     port = free_port()
     rtc_ips = ("127.0.0.1",) if extra_host is None else ("127.0.0.1", extra_host)
     networks = LOOPBACK_NETWORKS
@@ -73,12 +78,12 @@ async def running_server(
         await sfu.start()
     else:
         sfu = Sfu(SfuConfig(rtc_ips=rtc_ips, allowed_networks=networks, **sfu_options))
-    app = create_app(settings, sfu)
+    app = create_app(settings, sfu, recording=recording)
     runner = web.AppRunner(app)
     await runner.setup()
     for host in rtc_ips:
         await web.TCPSite(runner, host, port).start()
     try:
-        yield RunningServer(f"http://127.0.0.1:{port}", settings, sfu)
+        yield RunningServer(f"http://127.0.0.1:{port}", settings, sfu, app)
     finally:
         await runner.cleanup()

@@ -11,6 +11,7 @@
 //   window.balie.activeSpeaker()  the participant id of the last `active_speaker`, or null
 //   window.balie.publisherLayers() the last `publisher_layers` wish {q, h, f} on this connection
 //                                 (null: none yet, all layers active)
+//   window.balie.recording()      the id of the recording running in this call, or null
 //   document.body.dataset.callState mirrors window.balie.state
 
 import { detectLanguage, fragmentParams, getLanguage, has, onLanguageChange, setLanguage, t }
@@ -43,6 +44,7 @@ const JOIN_TIMEOUT_MS = 15_000; // socket opened and `joined` received
 const CONNECT_TIMEOUT_MS = 20_000; // `joined` received and media flowing
 const PERMISSION_HINT_DELAY_MS = 400;
 const MAX_ANNOUNCEMENTS = 5;
+const RECORDING_STOPPED_CLEAR_MS = 10_000; // "De opname is gestopt" is not read again after this
 // Close codes that mean "do not come back" when no `error` message explained them.
 const FATAL_CLOSE_CODES = new Map([
   [4400, 'generic'],
@@ -81,6 +83,24 @@ const ui = {
   suggestionText: $('bandwidth-suggestion-text'),
   suggestionAccept: $('btn-bandwidth-audio-only'),
   suggestionDismiss: $('btn-bandwidth-dismiss'),
+  recordingStatus: $('recording-status'),
+  recordingBanner: $('recording-banner'),
+  recordingText: $('recording-banner-text'),
+  recordingStopped: $('recording-stopped'),
+  record: $('btn-record'),
+  recordDialog: $('record-dialog'),
+  recordForm: $('record-form'),
+  recordError: $('record-error'),
+  recordCancel: $('record-cancel'),
+  recordSubmit: $('record-submit'),
+  consentGivenBy: $('consent-given-by'),
+  consentStatement: $('consent-statement'),
+  consentAgreed: $('consent-agreed'),
+  stopDialog: $('stop-dialog'),
+  stopForm: $('stop-form'),
+  stopError: $('stop-error'),
+  stopCancel: $('stop-cancel'),
+  stopSubmit: $('stop-submit'),
 };
 
 let state = 'connecting';
@@ -111,6 +131,11 @@ let bandwidthLow = false;
 let suggestionSnoozedUntil = 0;
 let suggestionTimer = null;
 let suggestionTextTimer = null;
+let roomId = null; // the `room` of the latest `joined`
+let recording = null; // {id} while the server says this call is being recorded
+let recordingStopped = false; // a recording stopped on this connection: say so
+let recordingBusy = false; // a start or stop request is on its way
+let recordingStoppedTimer = null;
 const layout = new LayoutWatcher({ collect: collectLayout, send: sendLayout });
 
 // ---------------------------------------------------------------- state and texts
@@ -124,6 +149,7 @@ function setState(next) {
   ui.settings.hidden = !inCall;
   renderWaiting();
   renderSuggestion();
+  renderRecordButton();
 }
 
 function setStatus(key) {
@@ -176,6 +202,7 @@ function renderAll() {
   renderControls();
   renderAnnounceSpeaker();
   renderSuggestionText();
+  renderRecording();
   selfTile?.render();
   for (const tile of tiles.values()) tile.render();
 }
@@ -684,6 +711,223 @@ function snoozeSuggestion() {
   renderSuggestion();
 }
 
+// ---------------------------------------------------------------- recording
+
+/** Change a text only when it differs: live regions read every change out loud. */
+function setText(el, text) {
+  if (el.textContent !== text) el.textContent = text;
+}
+
+/** The server says whether this call is being recorded (also to everyone who joins later). */
+function handleRecording(msg) {
+  const wasActive = recording !== null;
+  const active = msg.active === true;
+  const id = typeof msg.recording_id === 'string' ? msg.recording_id : null;
+  recording = active ? { id } : null;
+  clearTimeout(recordingStoppedTimer);
+  recordingStopped = wasActive && !active;
+  if (recordingStopped) {
+    recordingStoppedTimer = setTimeout(() => {
+      recordingStopped = false;
+      renderRecording();
+    }, RECORDING_STOPPED_CLEAR_MS);
+  }
+  renderRecording();
+  // A dialog that no longer fits closes (the recording started or stopped, maybe elsewhere).
+  closeDialog(active ? ui.recordDialog : ui.stopDialog);
+}
+
+/** The connection is gone: forget the state without announcing; the next one is told again. */
+function resetRecording() {
+  clearTimeout(recordingStoppedTimer);
+  recording = null;
+  recordingStopped = false;
+  renderRecording();
+  closeDialog(ui.stopDialog);
+}
+
+function renderRecording() {
+  const active = recording !== null;
+  ui.recordingStatus.dataset.active = String(active);
+  document.body.dataset.recording = String(active);
+  ui.recordingBanner.hidden = !active;
+  setText(ui.recordingText, active ? t('recording.active') : '');
+  setText(ui.recordingStopped, recordingStopped ? t('recording.stopped') : '');
+  renderRecordButton();
+}
+
+/** Only the employee starts and stops recordings. Like the others, the label says what a press does. */
+function renderRecordButton() {
+  const show = selfInfo?.role === 'employee' && roomId !== null;
+  ui.record.hidden = !show;
+  ui.record.dataset.recording = String(recording !== null);
+  ui.record.querySelector('.label').textContent = t(recording ? 'record.stop' : 'record.start');
+  ui.record.querySelector('use').setAttribute('href', recording ? '#i-stop' : '#i-record');
+  if (!show) {
+    closeDialog(ui.recordDialog);
+    closeDialog(ui.stopDialog);
+  }
+}
+
+function closeDialog(dialog) {
+  if (dialog.open) dialog.close();
+}
+
+/** Back to the button that opened the dialog (if it is still there). */
+function onDialogClose() {
+  if (!ui.record.hidden && !ui.controls.hidden && state !== 'left' && state !== 'error') {
+    ui.record.focus();
+  }
+}
+
+function onRecordClick() {
+  if (recording) openStopDialog();
+  else openStartDialog();
+}
+
+/** The name of the resident, when exactly one resident is in the call. */
+function residentName() {
+  const residents = [...participants.values()].filter((p) => p.role === 'resident');
+  return residents.length === 1 ? (residents[0].name ?? '') : '';
+}
+
+function openStartDialog() {
+  if (ui.recordDialog.open) return;
+  ui.recordForm.reset();
+  ui.consentGivenBy.value = residentName();
+  ui.consentStatement.value = t('record.statementDefault');
+  for (const field of consentFields()) setFieldError(field, null);
+  showError(ui.recordError, null);
+  ui.recordDialog.showModal();
+  ui.consentGivenBy.focus();
+}
+
+function openStopDialog() {
+  if (ui.stopDialog.open) return;
+  showError(ui.stopError, null);
+  ui.stopDialog.showModal();
+  ui.stopSubmit.focus();
+}
+
+function consentFields() {
+  return [ui.consentGivenBy, ui.consentStatement, ui.consentAgreed];
+}
+
+/** A text by key, kept in the page language by translatePage() through data-i18n; or none. */
+function showError(el, key) {
+  if (key) {
+    el.dataset.i18n = key;
+    el.textContent = t(key);
+  } else {
+    delete el.dataset.i18n;
+    el.textContent = '';
+  }
+}
+
+/** The error text above a field (`<id>-error`, linked with aria-describedby) and aria-invalid. */
+function setFieldError(field, key) {
+  showError($(`${field.id}-error`), key);
+  if (key) field.setAttribute('aria-invalid', 'true');
+  else field.removeAttribute('aria-invalid');
+}
+
+/** The consent from the form, or null after marking what is missing (focus on the first). */
+function readConsentForm() {
+  const givenBy = ui.consentGivenBy.value.trim();
+  const statement = ui.consentStatement.value.trim();
+  const problems = new Map([
+    [ui.consentGivenBy, givenBy ? null : 'record.missing.givenBy'],
+    [ui.consentStatement, statement ? null : 'record.missing.statement'],
+    [ui.consentAgreed, ui.consentAgreed.checked ? null : 'record.missing.agreed'],
+  ]);
+  for (const [field, key] of problems) setFieldError(field, key);
+  const first = [...problems].find(([, key]) => key)?.[0];
+  if (first) {
+    first.focus();
+    return null;
+  }
+  return { given_by: givenBy, statement };
+}
+
+async function submitStart(event) {
+  event.preventDefault();
+  if (recordingBusy || !roomId) return;
+  showError(ui.recordError, null);
+  const consent = readConsentForm();
+  if (!consent) return;
+  const path = `/api/v1/rooms/${encodeURIComponent(roomId)}/recordings`;
+  const result = await recordingRequest(path, { consent });
+  // On success the banner comes with the server's `recording` message, which also closes this.
+  if (result.ok) closeDialog(ui.recordDialog);
+  else showRequestError(ui.recordDialog, ui.recordError, result.code);
+}
+
+async function submitStop(event) {
+  event.preventDefault();
+  if (recordingBusy) return;
+  const id = recording?.id;
+  if (!id || !roomId) {
+    closeDialog(ui.stopDialog);
+    return;
+  }
+  const room = encodeURIComponent(roomId);
+  const result = await recordingRequest(
+    `/api/v1/rooms/${room}/recordings/${encodeURIComponent(id)}/stop`,
+  );
+  if (result.ok) closeDialog(ui.stopDialog);
+  else showRequestError(ui.stopDialog, ui.stopError, result.code);
+}
+
+/** POST to the recordings API with the join token. Never throws: {ok, answer} or {ok, code}. */
+async function recordingRequest(path, body) {
+  setRecordingBusy(true);
+  try {
+    const headers = { Authorization: `Bearer ${token}` };
+    const init = { method: 'POST', headers, cache: 'no-store' };
+    if (body !== undefined) {
+      headers['Content-Type'] = 'application/json';
+      init.body = JSON.stringify(body);
+    }
+    const response = await fetch(path, init);
+    const answer = await response.json().catch(() => null);
+    if (response.ok) return { ok: true, answer };
+    const code = answer?.error?.code;
+    console.debug('call: recording request refused', response.status, code, answer?.error?.message);
+    return { ok: false, code: typeof code === 'string' ? code : 'generic' };
+  } catch (error) {
+    console.debug('call: recording request failed', error);
+    return { ok: false, code: 'network' };
+  } finally {
+    setRecordingBusy(false);
+  }
+}
+
+/** While a request runs, the buttons that send one do nothing (they keep focus: no `disabled`). */
+function setRecordingBusy(busy) {
+  recordingBusy = busy;
+  for (const button of [ui.recordSubmit, ui.stopSubmit]) {
+    if (busy) button.setAttribute('aria-disabled', 'true');
+    else button.removeAttribute('aria-disabled');
+  }
+}
+
+/** In the dialog when it is still open (role=alert reads it), else through the announcer. */
+function showRequestError(dialog, el, code) {
+  const key = has(`record.error.${code}`) ? `record.error.${code}` : 'record.error.generic';
+  if (dialog.open) showError(el, key);
+  else announce(t(key));
+}
+
+function wireRecording() {
+  ui.record.addEventListener('click', onRecordClick);
+  ui.recordForm.addEventListener('submit', submitStart);
+  ui.stopForm.addEventListener('submit', submitStop);
+  ui.recordCancel.addEventListener('click', () => closeDialog(ui.recordDialog));
+  ui.stopCancel.addEventListener('click', () => closeDialog(ui.stopDialog));
+  ui.recordDialog.addEventListener('close', onDialogClose);
+  ui.stopDialog.addEventListener('close', onDialogClose);
+}
+
 // ---------------------------------------------------------------- connection
 
 function connect() {
@@ -722,6 +966,7 @@ function teardownSession(closeCode = 4000) {
   layout.reset();
   bandwidthLow = false;
   renderSuggestion();
+  resetRecording();
   if (activeSpeaker) setActiveSpeaker(null);
   if (!current) return;
   for (const timer of Object.values(current.timers)) clearTimeout(timer);
@@ -764,6 +1009,9 @@ function handleMessage(current, msg) {
     case 'bandwidth':
       handleBandwidth(msg);
       break;
+    case 'recording':
+      handleRecording(msg);
+      break;
     case 'error':
       handleServerError(msg);
       break;
@@ -779,6 +1027,7 @@ function handleJoined(current, msg) {
   const wasReconnecting = state === 'reconnecting';
   current.joined = true;
   selfInfo = msg.participant ?? null;
+  roomId = typeof msg.room === 'string' ? msg.room : null;
   if (audioOnly) sendAudioOnly(); // the server forgets it with the old connection
   setState('joined');
   setStatus('status.joined');
@@ -793,6 +1042,7 @@ function handleParticipantUpdated(participant) {
   if (participant?.id && participant.id === selfInfo?.id) {
     selfInfo = { ...selfInfo, name: participant.name, role: participant.role };
     renderSelf();
+    renderRecordButton();
     return;
   }
   upsertParticipant(participant);
@@ -984,8 +1234,10 @@ function stopCall() {
   removeAllParticipants();
   stopLocalMedia();
   selfInfo = null;
+  roomId = null;
   renderSelf();
   renderControls();
+  renderRecordButton();
 }
 
 function giveUp() {
@@ -1077,6 +1329,7 @@ function wireUi() {
     if (event.key === 'Escape') snoozeSuggestion(); // same as "Nee, bedankt"
   });
   ui.controls.addEventListener('keydown', onToolbarKey);
+  wireRecording();
   ui.messageAction.addEventListener('click', () => message?.onAction?.());
   ui.reload.addEventListener('click', () => window.location.reload());
   ui.sound.addEventListener('click', async () => {
@@ -1137,6 +1390,7 @@ function exposeForTests() {
     audioOnly: () => audioOnly,
     activeSpeaker: () => activeSpeaker,
     publisherLayers: () => (layerWish ? { ...layerWish } : null),
+    recording: () => recording?.id ?? null,
   });
 }
 

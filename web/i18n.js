@@ -69,6 +69,42 @@ const STRINGS = {
     'bandwidth.accept': 'Alleen geluid',
     'bandwidth.dismiss': 'Nee, bedankt',
 
+    'recording.active': 'Dit gesprek wordt opgenomen',
+    'recording.stopped': 'De opname is gestopt.',
+    'record.start': 'Opname starten',
+    'record.stop': 'Opname stoppen',
+    'record.startTitle': 'Opname starten',
+    'record.startIntro':
+      'Vraag de inwoner eerst of het goed is dat je het gesprek opneemt. ' +
+      'Start de opname alleen als de inwoner ja zegt.',
+    'record.givenBy': 'Wie geeft toestemming?',
+    'record.statement': 'Waar is toestemming voor gegeven?',
+    'record.statementDefault':
+      'De inwoner vindt het goed dat dit gesprek wordt opgenomen en bewaard in het dossier.',
+    'record.agreed': 'De inwoner heeft hiermee ingestemd',
+    'record.confirmStart': 'Opname starten',
+    'record.cancel': 'Annuleren',
+    'record.stopTitle': 'Opname stoppen?',
+    'record.stopText': 'De opname stopt. Wat al is opgenomen, wordt bewaard.',
+    'record.missing.givenBy': 'Vul in wie toestemming geeft.',
+    'record.missing.statement': 'Vul in waar toestemming voor is gegeven.',
+    'record.missing.agreed': 'Zet een vinkje als de inwoner heeft ingestemd.',
+    'record.error.consent_required': 'Vul in wie toestemming geeft en waarvoor.',
+    'record.error.invalid_request':
+      'Controleer wat je hebt ingevuld. Misschien is een tekst te lang.',
+    'record.error.recording_active': 'Dit gesprek wordt al opgenomen.',
+    'record.error.recorder_unavailable':
+      'Opnemen lukt nu niet. Probeer het over een paar minuten opnieuw.',
+    'record.error.recording_unavailable':
+      'Opnemen kan niet op deze server. Vraag de beheerder om hulp.',
+    'record.error.forbidden': 'Alleen de medewerker van dit gesprek mag de opname starten of stoppen.',
+    'record.error.unauthorized':
+      'Je link is niet meer geldig. Open het gesprek opnieuw met een nieuwe link.',
+    'record.error.recording_not_found': 'Deze opname is er niet meer. Misschien is hij al gestopt.',
+    'record.error.network':
+      'Er is geen verbinding met de server. Controleer je internet en probeer het opnieuw.',
+    'record.error.generic': 'Er ging iets mis. Probeer het opnieuw.',
+
     'media.missing.both': 'Je camera en microfoon doen het niet.',
     'media.missing.video': 'Je camera doet het niet.',
     'media.missing.audio': 'Je microfoon doet het niet.',
@@ -169,6 +205,41 @@ const STRINGS = {
       'Your connection is weak. Do you want to use audio only? Then the call stays easy to understand.',
     'bandwidth.accept': 'Audio only',
     'bandwidth.dismiss': 'No, thanks',
+
+    'recording.active': 'This call is being recorded',
+    'recording.stopped': 'The recording has stopped.',
+    'record.start': 'Start recording',
+    'record.stop': 'Stop recording',
+    'record.startTitle': 'Start recording',
+    'record.startIntro':
+      'First ask the resident if it is all right to record the call. ' +
+      'Only start recording if the resident says yes.',
+    'record.givenBy': 'Who gives consent?',
+    'record.statement': 'What has consent been given for?',
+    'record.statementDefault':
+      'The resident agrees that this call is recorded and kept in the case file.',
+    'record.agreed': 'The resident has agreed to this',
+    'record.confirmStart': 'Start recording',
+    'record.cancel': 'Cancel',
+    'record.stopTitle': 'Stop recording?',
+    'record.stopText': 'The recording stops. What has been recorded so far is kept.',
+    'record.missing.givenBy': 'Fill in who gives consent.',
+    'record.missing.statement': 'Fill in what consent has been given for.',
+    'record.missing.agreed': 'Tick the box if the resident has agreed.',
+    'record.error.consent_required': 'Fill in who gives consent and for what.',
+    'record.error.invalid_request': 'Check what you filled in. A text may be too long.',
+    'record.error.recording_active': 'This call is already being recorded.',
+    'record.error.recorder_unavailable':
+      'Recording does not work right now. Try again in a few minutes.',
+    'record.error.recording_unavailable':
+      'Recording is not possible on this server. Ask the administrator for help.',
+    'record.error.forbidden': 'Only the employee in this call may start or stop the recording.',
+    'record.error.unauthorized':
+      'Your link is no longer valid. Open the call again with a new link.',
+    'record.error.recording_not_found': 'This recording no longer exists. It may have stopped already.',
+    'record.error.network':
+      'There is no connection with the server. Check your internet and try again.',
+    'record.error.generic': 'Something went wrong. Please try again.',
 
     'media.missing.both': 'Your camera and microphone do not work.',
     'media.missing.video': 'Your camera does not work.',
