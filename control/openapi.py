@@ -119,6 +119,76 @@ _DOCUMENT: dict[str, Any] = {
                 },
             },
         },
+        "/api/v1/rooms/{room}/recordings": {
+            "parameters": [_ROOM_PARAMETER],
+            "post": {
+                "operationId": "startRecording",
+                "summary": "Start recording the call in this room",
+                "description": (
+                    "Needs the resident's consent unless the room's case type makes recording "
+                    "mandatory. Allowed with the API key or the join token of the employee in this "
+                    "room. Every participant's page shows that the call is being recorded."
+                ),
+                "requestBody": {
+                    "required": False,
+                    "content": {
+                        "application/json": {
+                            "schema": {"$ref": "#/components/schemas/StartRecordingRequest"}
+                        }
+                    },
+                },
+                "responses": {
+                    "201": _json("The recording runs.", "Recording"),
+                    **_COMMON_ERRORS,
+                    "403": _error("A join token of someone other than this room's employee."),
+                    "404": _error("No such room (`room_not_found`)."),
+                    "409": _error("The room is being recorded already (`recording_active`)."),
+                    "422": _error("Consent is needed and missing (`consent_required`)."),
+                    "503": _error("The recorder is not available (`recorder_unavailable`)."),
+                },
+            },
+        },
+        "/api/v1/rooms/{room}/recordings/{recording}/stop": {
+            "parameters": [
+                _ROOM_PARAMETER,
+                {
+                    "name": "recording",
+                    "in": "path",
+                    "required": True,
+                    "schema": {"type": "string", "pattern": "^rec_[a-z0-9]{16}$"},
+                },
+            ],
+            "post": {
+                "operationId": "stopRecording",
+                "summary": "Stop a recording (stopping twice is harmless)",
+                "responses": {
+                    "200": _json("The recording, stopped, with its final manifest.", "Recording"),
+                    "401": _COMMON_ERRORS["401"],
+                    "403": _error("A join token of someone other than this room's employee."),
+                    "404": _error("No such recording in this room (`recording_not_found`)."),
+                },
+            },
+        },
+        "/api/v1/recordings/{recording}": {
+            "parameters": [
+                {
+                    "name": "recording",
+                    "in": "path",
+                    "required": True,
+                    "schema": {"type": "string", "pattern": "^rec_[a-z0-9]{16}$"},
+                }
+            ],
+            "get": {
+                "operationId": "getRecording",
+                "summary": "A recording: state, consent, segments and manifest",
+                "responses": {
+                    "200": _json("The recording.", "Recording"),
+                    "401": _COMMON_ERRORS["401"],
+                    "403": _error("A join token of someone other than this room's employee."),
+                    "404": _error("No recording with this id (`recording_not_found`)."),
+                },
+            },
+        },
         "/api/v1/openapi.json": {
             "get": {
                 "operationId": "getOpenApi",
@@ -168,6 +238,41 @@ _DOCUMENT: dict[str, Any] = {
                     }
                 },
             },
+            "StartRecordingRequest": {
+                "type": "object",
+                "additionalProperties": False,
+                "properties": {
+                    "consent": {
+                        "type": "object",
+                        "additionalProperties": False,
+                        "required": ["given_by", "statement"],
+                        "properties": {
+                            "given_by": {"type": "string", "minLength": 1, "maxLength": 200},
+                            "statement": {"type": "string", "minLength": 1, "maxLength": 2000},
+                        },
+                    }
+                },
+            },
+            "Recording": {
+                "type": "object",
+                "required": ["id", "room", "state", "started_at", "basis", "segments"],
+                "properties": {
+                    "id": {"type": "string"},
+                    "room": {"type": "string"},
+                    "state": {"type": "string", "enum": ["recording", "stopped"]},
+                    "started_at": {"type": "string", "format": "date-time"},
+                    "stopped_at": {"type": ["string", "null"], "format": "date-time"},
+                    "stop_reason": {"type": ["string", "null"]},
+                    "basis": {"type": "string", "enum": ["consent", "mandatory"]},
+                    "case_type": {"type": ["string", "null"]},
+                    "consent": {"type": ["object", "null"]},
+                    "segments": {"type": "array", "items": {"type": "object"}},
+                    "manifest": {
+                        "type": ["object", "null"],
+                        "description": "The archive manifest (docs/recording.md).",
+                    },
+                },
+            },
             "CreateRoomRequest": {
                 "type": "object",
                 "additionalProperties": False,
@@ -183,6 +288,14 @@ _DOCUMENT: dict[str, Any] = {
                         "maxLength": MAX_NAME_LENGTH,
                         "description": "Display name of the room.",
                     },
+                    "case_type": {
+                        "type": ["string", "null"],
+                        "pattern": "^[a-z0-9][a-z0-9_-]{0,63}$",
+                        "description": (
+                            "What the conversation is about; some case types are recorded by "
+                            "law (no consent needed)."
+                        ),
+                    },
                 },
             },
             "Room": {
@@ -191,6 +304,7 @@ _DOCUMENT: dict[str, Any] = {
                 "properties": {
                     "id": {"type": "string", "pattern": _ROOM_ID_PATTERN},
                     "name": {"type": ["string", "null"]},
+                    "case_type": {"type": ["string", "null"]},
                     "created_at": {
                         "type": ["string", "null"],
                         "format": "date-time",

@@ -259,3 +259,35 @@ async def test_a_mandatory_case_type_is_recorded_without_consent(tmp_path):
                 http, "POST", f"{server.base_url}/api/v1/rooms/nergens/recordings", key, CONSENT
             )
             assert status == 404 and body["error"]["code"] == "room_not_found"
+
+
+async def test_a_room_on_a_worker_process_is_recorded_too(tmp_path):
+    media = load_media()
+    async with running_server(tmp_path / "data", recording=True, workers=2) as server:
+        key = server.settings.api_key
+        async with aiohttp.ClientSession() as http:
+            await api(http, "POST", f"{server.base_url}/api/v1/rooms", key, {"id": "r4"})
+            employee, resident = await call_of_two(server, "r4", media)
+            try:
+                url = f"{server.base_url}/api/v1/rooms/r4/recordings"
+                status, started = await api(http, "POST", url, key, CONSENT)
+                assert status == 201
+                await wait_for(
+                    lambda: {"type": "recording", "active": True, "recording_id": started["id"]}
+                    in resident.messages,
+                    5,
+                    "the page on the worker is told",
+                )
+                await asyncio.sleep(3)
+                status, stopped = await api(http, "POST", f"{url}/{started['id']}/stop", key)
+                assert status == 200
+            finally:
+                await resident.close()
+                await employee.close()
+    manifest = stopped["manifest"]
+    assert len(manifest["tracks"]) == 4
+    directory = server.settings.data_dir / "recordings" / started["id"]
+    exported = tmp_path / "worker.mkv"
+    report = export_recording(directory, bytes.fromhex(server.settings.recording_key), exported)
+    assert report.duration_s >= 2.0
+    assert decode_errors(exported) == ""
