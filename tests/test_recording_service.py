@@ -291,3 +291,35 @@ async def test_a_room_on_a_worker_process_is_recorded_too(tmp_path):
     report = export_recording(directory, bytes.fromhex(server.settings.recording_key), exported)
     assert report.duration_s >= 2.0
     assert decode_errors(exported) == ""
+
+
+async def test_recordings_left_open_by_a_stopped_server_are_ended_when_it_starts_again(tmp_path):
+    from control.recordings import RecordingRecord, RecordingStore
+
+    data_dir = tmp_path / "data"
+    store = RecordingStore(data_dir)
+    record = RecordingRecord(
+        id="rec_00000000000000aa",
+        room="r5",
+        state="recording",
+        started_at="2026-11-23T10:00:00Z",
+        started_by="api",
+        case_type=None,
+        consent={"given_by": "inwoner-1", "statement": "ja", "given_at": "2026-11-23T10:00:00Z"},
+        basis="consent",
+        port=9,
+        started_unix_s=1_795_000_000.0,
+    )
+    store.save(record)
+    async with running_server(data_dir, recording=True) as server:
+        async with aiohttp.ClientSession() as http:
+            status, described = await api(
+                http,
+                "GET",
+                f"{server.base_url}/api/v1/recordings/{record.id}",
+                server.settings.api_key,
+            )
+    assert status == 200
+    assert described["state"] == "stopped" and described["stop_reason"] == "server_restart"
+    assert described["manifest"]["consent"]["given_by"] == "inwoner-1"
+    assert described["manifest"]["state"] == "stopped"
