@@ -10,7 +10,7 @@ PORT ?= 8080
 RTC_IP ?= 127.0.0.1
 DATA_DIR ?= data
 
-.PHONY: run test lint typecheck unit install install-test system-deps clean bench
+.PHONY: run test lint typecheck unit install install-test install-bench system-deps clean bench
 
 $(PY):
 	python3 -m venv $(VENV)
@@ -24,15 +24,23 @@ $(VENV)/.installed-test: pyproject.toml $(VENV)/.installed
 	$(PY) -m pip install -q -e '.[test]'
 	touch $@
 
+$(VENV)/.installed-bench: pyproject.toml $(VENV)/.installed-test
+	$(PY) -m pip install -q -e '.[test,bench]'
+	touch $@
+
 install: $(VENV)/.installed
 
 install-test: $(VENV)/.installed-test
 
-# Debian's Chromium (never a downloaded browser), ffmpeg for recordings, iproute2 for namespaces.
+install-bench: $(VENV)/.installed-bench
+
+# Debian's Chromium (never a downloaded browser), ffmpeg for recordings, iproute2 for namespaces,
+# Janus (the benchmark's reference server).
 system-deps:
 	@missing=""; \
 	[ -x /usr/lib/chromium/chromium ] || missing="$$missing chromium"; \
 	command -v ffprobe >/dev/null || missing="$$missing ffmpeg"; \
+	command -v janus >/dev/null || missing="$$missing janus"; \
 	command -v ip >/dev/null || missing="$$missing iproute2"; \
 	command -v unshare >/dev/null || missing="$$missing util-linux"; \
 	if [ -n "$$missing" ]; then \
@@ -54,13 +62,17 @@ typecheck: install-test
 test: install-test system-deps lint typecheck
 	$(NETNS) sh -c 'ip link set lo up && BALIE_REQUIRE_NAMESPACE=1 $(VENV)/bin/pytest -q -p no:cacheprovider'
 
-# Benchmarks (not timed tests): results go to BENCHMARKS.md with the command that made them.
-bench: install-test system-deps
+# Benchmarks (not timed tests): Balie, Janus VideoRoom and aiortc's MediaRelay under the same load,
+# in a loopback-only namespace; results go to BENCHMARKS.md and bench/cpu-vs-load.png with the
+# commands that made them. Takes about 10 minutes on 2 cores.
+BENCH_DURATION ?= 15
+bench: install-bench system-deps
 	$(PY) -m loadtest.microbench --markdown .bench-micro.md
+	$(PY) -m recorder.bench --seconds 10 --markdown .bench-recorder.md
 	$(PY) -c 'from loadtest.media import load_media; from loadtest.runner import default_media_cache; load_media(default_media_cache())'
-	$(NETNS) sh -c 'ip link set lo up && $(PY) -m loadtest.bench --duration 20 --json .bench-load.json'
-	$(PY) -m loadtest.benchreport --micro .bench-micro.md --load .bench-load.json --out BENCHMARKS.md
-	rm -f .bench-micro.md .bench-load.json
+	$(NETNS) sh -c 'ip link set lo up && $(PY) -m loadtest.bench --duration $(BENCH_DURATION) --json .bench-load.json'
+	$(PY) -m loadtest.benchreport --micro .bench-micro.md --load .bench-load.json --out BENCHMARKS.md --chart bench/cpu-vs-load.png --recorder .bench-recorder.md
+	rm -f .bench-micro.md .bench-load.json .bench-recorder.md
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

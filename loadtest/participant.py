@@ -30,9 +30,11 @@ from sfu.rtcp import (
     FullIntraRequest,
     Nack,
     PictureLossIndication,
+    ReportBlock,
     RtcpError,
     SenderReport,
     build_pli,
+    build_receiver_report,
     build_sdes_cname,
     build_sender_report,
     parse_rtcp,
@@ -213,6 +215,7 @@ class SyntheticParticipant:
         self.nacks_received = 0
         self.twcc_feedbacks = 0
         self._transport_seq = 0
+        self._reported: dict[int, tuple[int, int]] = {}  # ssrc -> (expected, received) reported
         self._media_clock_start = 0.0
         self._candidates: list[str] = []
         self._session: aiohttp.ClientSession | None = None
@@ -666,6 +669,39 @@ class SyntheticParticipant:
                 )
         if report:
             self.transport.send_rtcp(report + build_sdes_cname(self.audio.ssrc, self.cname))
+        else:
+            # Like a browser that only receives: receiver reports, without which a server takes
+            # the connection for dead after a few seconds.
+            self.transport.send_rtcp(
+                self._receiver_report() + build_sdes_cname(self.audio.ssrc, self.cname)
+            )
+
+    def _receiver_report(self) -> bytes:
+        blocks = []
+        for stream in self.streams.values():
+            stats = stream.stats
+            if stream.ssrc is None or stats is None or stats.highest_ext_seq is None:
+                continue
+            expected, received = stats.expected, stats.packets
+            last_expected, last_received = self._reported.get(stream.ssrc, (0, 0))
+            self._reported[stream.ssrc] = (expected, received)
+            interval_expected = expected - last_expected
+            interval_lost = interval_expected - (received - last_received)
+            fraction = 0
+            if interval_expected > 0 and interval_lost > 0:
+                fraction = (interval_lost << 8) // interval_expected
+            blocks.append(
+                ReportBlock(
+                    stream.ssrc,
+                    fraction,
+                    stats.lost,
+                    stats.highest_ext_seq - (1 << 16),
+                    int(stats.jitter),
+                    0,
+                    0,
+                )
+            )
+        return build_receiver_report(self.audio.ssrc, blocks)
 
     def request_keyframe(self, mid: str) -> None:
         stream = self.streams.get(mid)

@@ -8,6 +8,7 @@ and receive without decoding.
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -26,6 +27,8 @@ JOIN_TIMEOUT_S = 15.0
 STOP_TIMEOUT_S = 30.0
 SETUP_TIMEOUT_S = 180.0
 JOINS_AT_ONCE = 4
+LAG_PERIOD_S = 0.01
+MAX_LAG_SAMPLES = 100_000
 
 
 @dataclass
@@ -41,6 +44,9 @@ class LoadtestOptions:
     host_address: str = "127.0.0.1"
     max_loss: float | None = None
     max_p99_delay_ms: float | None = None
+    # Read the server's /metrics every half second during the window (for its peak memory);
+    # benchmarks turn it off, since rendering the metrics costs the server CPU and delay.
+    watch_metrics: bool = True
 
 
 @dataclass
@@ -63,6 +69,99 @@ class Progress:
                 if stream.stats is not None:
                     result.append(stream.stats)
         return result
+
+
+def process_cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process (all its threads), from /proc/PID/stat."""
+    text = Path(f"/proc/{pid}/stat").read_text(encoding="ascii")
+    fields = text.rsplit(")", 1)[1].split()  # fields from the third (state) on
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class WindowMeter:
+    """What the participants received, and a server process's CPU, over the measured window.
+
+    "Packets forwarded" for a server is what its subscribers received in the window: the same
+    definition for every server, so ratios between servers are fair. Loss, delay and freezes are
+    those of the window too, so joining (a burst of handshakes) does not count as steady state.
+    """
+
+    def __init__(self, progress: Progress, cpu: Callable[[], float] | None = None) -> None:
+        self._progress = progress
+        self._cpu = cpu
+        self._streams = {
+            id(s): (s.packets, s.expected, len(s.delays_ms), s.freezes) for s in progress.streams()
+        }
+        self._cpu_start = cpu() if cpu is not None else None
+        self._client_cpu_start = time.process_time()
+        self._start = time.monotonic()
+        self._lags: list[float] = []
+        self._lag_task = asyncio.get_running_loop().create_task(self._watch_loop())
+
+    async def _watch_loop(self) -> None:
+        """How late this process's event loop wakes up: the participants' own delay."""
+        while len(self._lags) < MAX_LAG_SAMPLES:
+            before = time.perf_counter()
+            await asyncio.sleep(LAG_PERIOD_S)
+            self._lags.append((time.perf_counter() - before - LAG_PERIOD_S) * 1000.0)
+
+    def stop(self) -> dict[str, Any]:
+        seconds = time.monotonic() - self._start
+        self._lag_task.cancel()
+        cpu_seconds = None
+        if self._cpu is not None and self._cpu_start is not None:
+            cpu_seconds = round(self._cpu() - self._cpu_start, 3)
+        client_cpu = time.process_time() - self._client_cpu_start
+        received = expected = freezes = 0
+        delays: list[float] = []
+        for stream in self._progress.streams():
+            packets, expected_before, delay_count, freezes_before = self._streams.get(
+                id(stream), (0, 0, 0, 0)
+            )
+            received += stream.packets - packets
+            expected += stream.expected - expected_before
+            freezes += stream.freezes - freezes_before
+            delays += stream.delays_ms[delay_count:]
+        lost = max(0, expected - received)
+        return {
+            "seconds": round(seconds, 3),
+            "packets_received": received,
+            "packets_lost": lost,
+            "loss": round(lost / expected, 6) if expected else 0.0,
+            "delay_ms": {
+                "p50": _round(percentile(delays, 0.5)),
+                "p99": _round(percentile(delays, 0.99)),
+                "max": _round(max(delays) if delays else None),
+            },
+            "freezes": freezes,
+            "cpu_seconds": cpu_seconds,
+            "cpu_share": round(cpu_seconds / seconds, 4) if cpu_seconds is not None else None,
+            # the synthetic participants' own CPU (this process): near 1.0, they are the limit
+            "client_cpu_share": round(client_cpu / seconds, 4),
+            "client_loop_lag_ms": {
+                "p99": _round(percentile(self._lags, 0.99)),
+                "max": _round(max(self._lags) if self._lags else None),
+            },
+            "cpu_us_per_received_packet": (
+                round(cpu_seconds * 1e6 / received, 2)
+                if cpu_seconds is not None and received
+                else None
+            ),
+        }
+
+
+async def measure_window(
+    progress: Progress,
+    duration_s: float,
+    cpu: Callable[[], float] | None = None,
+    settle_s: float = 0.0,
+) -> dict[str, Any]:
+    """Wait `settle_s`, then `duration_s`; returns what `WindowMeter` measured over the latter."""
+    await asyncio.sleep(settle_s)
+    meter = WindowMeter(progress, cpu)
+    progress.started = time.monotonic()
+    await asyncio.sleep(duration_s)
+    return meter.stop()
 
 
 class AdminClient:
@@ -163,8 +262,15 @@ async def run_scenario(
     media: MediaLibrary,
     progress: Progress,
     on_tick: Callable[[], None] | None = None,
+    server_cpu: Callable[[], float] | None = None,
+    settle_s: float = 0.0,
 ) -> dict[str, Any]:
-    """Join everyone (bounded), measure for the duration, leave, and return the result."""
+    """Join everyone (bounded), measure for the duration, leave, and return the result.
+
+    `server_cpu`: reads the server process's CPU seconds (e.g. `process_cpu_seconds`), for the
+    result's "window" figures. `settle_s`: seconds between the last join and the window.
+    """
+    window: dict[str, Any] | None = None
     progress.duration_s = options.duration_s
     async with aiohttp.ClientSession() as session:
         admin = AdminClient(session, options.target, options.api_key)
@@ -187,7 +293,9 @@ async def run_scenario(
             except TimeoutError:
                 progress.join_errors += 1
                 progress.errors.append(f"not everyone joined within {SETUP_TIMEOUT_S:.0f} s")
+            await asyncio.sleep(settle_s)
             usage_before = await admin.server_usage()
+            meter = WindowMeter(progress, server_cpu)
             peak_memory = usage_before[1] if usage_before else 0
             deadline = time.monotonic() + options.duration_s
             next_churn = time.monotonic() + options.churn_interval_s
@@ -197,13 +305,14 @@ async def run_scenario(
                 await asyncio.sleep(0.5)
                 if on_tick is not None:
                     on_tick()
-                usage = await admin.server_usage()
+                usage = await admin.server_usage() if options.watch_metrics else None
                 if usage is not None:
                     peak_memory = max(peak_memory, usage[1])
                 if options.scenario == "churn" and time.monotonic() >= next_churn:
                     next_churn += options.churn_interval_s
                     await joiner.churn(churn_index % max(1, options.rooms))
                     churn_index += 1
+            window = meter.stop()
             usage_after = await admin.server_usage()
         finally:
             await asyncio.gather(
@@ -222,7 +331,9 @@ async def run_scenario(
                 round(cpu_seconds * 1e6 / forwarded, 2) if forwarded else None
             ),
         }
-    return summarise(options, progress, sfu)
+    result = summarise(options, progress, sfu)
+    result["window"] = window
+    return result
 
 
 class _Joiner:
