@@ -273,8 +273,10 @@ async def test_a_room_on_a_worker_process_is_recorded_too(tmp_path):
                 status, started = await api(http, "POST", url, key, CONSENT)
                 assert status == 201
                 await wait_for(
-                    lambda: {"type": "recording", "active": True, "recording_id": started["id"]}
-                    in resident.messages,
+                    lambda: (
+                        {"type": "recording", "active": True, "recording_id": started["id"]}
+                        in resident.messages
+                    ),
                     5,
                     "the page on the worker is told",
                 )
