@@ -5,6 +5,12 @@ restarting its stream, a layer switch, packets the forwarder drops on purpose. E
 from one source ("segment") has a fixed offset from incoming extended sequence numbers to outgoing
 ones, and a fixed timestamp offset. The segments are kept so a NACK for an outgoing sequence number
 can be mapped back to the incoming packet in the retransmission buffer.
+
+At a switch the outgoing timestamps jump ahead by the wall-clock time since the last packet, but
+never by less than one frame step of the old source: the first frame of a new layer often arrives
+a few milliseconds after the last frame of the old one while showing the next moment (or even the
+same captured moment), and a receiver (a browser's jitter buffer, the recorder) needs frames at
+least a frame apart.
 """
 
 from __future__ import annotations
@@ -28,6 +34,8 @@ class RtpRewriter:
     """Maps (source, in_ext_seq, in_timestamp) to (out_seq, out_timestamp) for one subscriber."""
 
     __slots__ = (
+        "_frame_step",
+        "_last_in_ts",
         "_last_out_ts",
         "_last_out_wallclock_ms",
         "_segments",
@@ -48,6 +56,8 @@ class RtpRewriter:
         self._last_out_ts = (initial_timestamp - 1) % TS_MODULO
         self._last_out_wallclock_ms = -1
         self.highest_in_ext_seq = -1
+        self._last_in_ts = -1
+        self._frame_step = 0  # timestamp step between the newest two frames of this source
 
     @property
     def started(self) -> bool:
@@ -63,13 +73,14 @@ class RtpRewriter:
             ts_advance = 1
         else:
             elapsed_ms = max(0, now_ms - self._last_out_wallclock_ms)
-            ts_advance = max(1, elapsed_ms * self.clock_rate // 1000)
+            ts_advance = max(1, self._frame_step, elapsed_ms * self.clock_rate // 1000)
         self._ts_offset = (self._last_out_ts + ts_advance - in_timestamp) % TS_MODULO
         self._segments.append(_Segment(source, in_ext_seq, seq_offset, self._ts_offset))
         if len(self._segments) > MAX_SEGMENTS:
             del self._segments[0]
         self._source = source
         self.highest_in_ext_seq = in_ext_seq - 1
+        self._last_in_ts = -1
 
     def rewrite(
         self, source: int, in_ext_seq: int, in_timestamp: int, now_ms: int
@@ -86,6 +97,12 @@ class RtpRewriter:
         out_ext_seq = in_ext_seq + segment.seq_offset
         out_ts = (in_timestamp + self._ts_offset) % TS_MODULO
         if in_ext_seq > self.highest_in_ext_seq:
+            last_in_ts = self._last_in_ts
+            if last_in_ts >= 0 and in_timestamp != last_in_ts:
+                step = (in_timestamp - last_in_ts) % TS_MODULO
+                if step <= self.clock_rate // 5:  # a frame step, not a gap (at most 200 ms)
+                    self._frame_step = step
+            self._last_in_ts = in_timestamp
             self.highest_in_ext_seq = in_ext_seq
             self.highest_out_ext_seq = out_ext_seq
             self._last_out_ts = out_ts

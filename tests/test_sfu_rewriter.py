@@ -67,3 +67,27 @@ def test_nack_mapping_returns_the_timestamp_offset_of_the_segment():
     rewriter.rewrite(SOURCE_A, 100, 1000, 0)
     _, _, ts_offset = rewriter.source_for_out_seq(0) or (0, 0, 0)
     assert (1000 + ts_offset) % (1 << 32) == 500
+
+
+def test_a_layer_switch_soon_after_the_last_frame_still_advances_a_whole_frame_step():
+    rewriter = RtpRewriter(90000, initial_seq=0, initial_timestamp=0)
+    # 20 frames per second: a step of 4500.
+    rewriter.rewrite(SOURCE_A, 100, 10_000, now_ms=1000)
+    rewriter.rewrite(SOURCE_A, 101, 14_500, now_ms=1050)
+    rewriter.rewrite(SOURCE_A, 102, 14_500, now_ms=1051)  # a second packet of that frame
+    # The new layer's keyframe arrives 8 ms after the old layer's last packet.
+    _, timestamp = rewriter.rewrite(SOURCE_B, 500, 777, now_ms=1059) or (0, 0)
+    assert timestamp == 4500 + 4500  # one frame after the last, not 8 ms after it
+    # A longer pause keeps its real length.
+    rewriter.rewrite(SOURCE_B, 501, 777 + 4500, now_ms=1109)
+    _, later = rewriter.rewrite(SOURCE_A, 103, 90_000, now_ms=1609) or (0, 0)
+    assert later == 9000 + 4500 + 45_000
+
+
+def test_a_gap_in_timestamps_is_not_taken_for_a_frame_step():
+    rewriter = RtpRewriter(48000, initial_seq=0, initial_timestamp=0)
+    rewriter.rewrite(SOURCE_A, 1, 0, now_ms=0)
+    rewriter.rewrite(SOURCE_A, 2, 960, now_ms=20)
+    rewriter.rewrite(SOURCE_A, 3, 960 + 48_000, now_ms=1020)  # a second of silence skipped
+    _, timestamp = rewriter.rewrite(SOURCE_B, 9, 5, now_ms=1025) or (0, 0)
+    assert timestamp == 960 + 48_000 + 960  # the 20 ms step, not the one-second gap
