@@ -76,7 +76,12 @@ class RecorderProcess:
         env = dict(os.environ)
         env[SECRET_ENV] = self._secret
         env[KEY_ENV] = self._key_hex
-        self.process = await asyncio.create_subprocess_exec(*command, env=env)
+        # Its own session: a Ctrl-C in the terminal (sent to the whole process group) must not
+        # stop it behind the supervisor's back; `close()` stops it, and it stops by itself when
+        # this process dies (PR_SET_PDEATHSIG).
+        self.process = await asyncio.create_subprocess_exec(
+            *command, env=env, start_new_session=True
+        )
         deadline = time.monotonic() + START_TIMEOUT_S
         while time.monotonic() < deadline:
             if self.process.returncode is not None:

@@ -182,7 +182,11 @@ class RemoteSfu:
             command += ["--allow-network", str(network)]
         env = dict(os.environ)
         env[SECRET_ENV] = self._secret
-        worker.process = await asyncio.create_subprocess_exec(*command, env=env)
+        # Its own session: a Ctrl-C for the whole process group must not reach it behind the
+        # supervisor's back (it stops with `close()`, or with this process: PR_SET_PDEATHSIG).
+        worker.process = await asyncio.create_subprocess_exec(
+            *command, env=env, start_new_session=True
+        )
         assert self._session is not None
         deadline = time.monotonic() + START_TIMEOUT_S
         while time.monotonic() < deadline:
