@@ -325,3 +325,45 @@ async def test_recordings_left_open_by_a_stopped_server_are_ended_when_it_starts
     assert described["state"] == "stopped" and described["stop_reason"] == "server_restart"
     assert described["manifest"]["consent"]["given_by"] == "inwoner-1"
     assert described["manifest"]["state"] == "stopped"
+
+
+async def test_a_late_joiner_and_an_early_leaver_are_recorded_on_the_shared_timeline(tmp_path):
+    media = load_media()
+    async with running_server(tmp_path / "data", recording=True) as server:
+        key = server.settings.api_key
+        async with aiohttp.ClientSession() as http:
+            await api(http, "POST", f"{server.base_url}/api/v1/rooms", key, {"id": "r6"})
+            employee, resident = await call_of_two(server, "r6", media)
+            guest = SyntheticParticipant(
+                server.base_url, server.token("r6", "tolk-1", role="guest"), media=media
+            )
+            try:
+                url = f"{server.base_url}/api/v1/rooms/r6/recordings"
+                status, started = await api(http, "POST", url, key, CONSENT)
+                assert status == 201
+                await asyncio.sleep(2.5)
+                await guest.join()  # the interpreter comes in late ...
+                await asyncio.wait_for(guest.connected.wait(), 10)
+                await asyncio.sleep(3)
+                await guest.close()  # ... and leaves early
+                await asyncio.sleep(2)
+                status, stopped = await api(http, "POST", f"{url}/{started['id']}/stop", key)
+                assert status == 200
+            finally:
+                await guest.close()
+                await resident.close()
+                await employee.close()
+    manifest = stopped["manifest"]
+    assert {p["role"] for p in manifest["participants"]} == {"employee", "resident", "guest"}
+    guest_entry = next(p for p in manifest["participants"] if p["role"] == "guest")
+    assert guest_entry["last_seen_unix_s"] is not None  # left before the end
+    directory = server.settings.data_dir / "recordings" / started["id"]
+    exported = tmp_path / "late.mkv"
+    export_recording(directory, bytes.fromhex(server.settings.recording_key), exported)
+    assert decode_errors(exported) == ""
+    probe = ffprobe(exported)
+    videos = [s for s in probe["streams"] if s["codec_name"] == "vp8"]
+    assert len(videos) == 3
+    starts = sorted(float(s["start_time"]) for s in videos)
+    assert starts[-1] >= 2.0, starts  # the late joiner starts where it joined: a gap, no shift
+    assert float(probe["format"]["duration"]) >= 7.0
