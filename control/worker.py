@@ -151,6 +151,9 @@ async def serve(args: argparse.Namespace, secret: str) -> None:
     runner = web.AppRunner(build_app(sfu, secret), access_log=None, shutdown_timeout=5)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", args.port).start()
+    from control.cli import freeze_startup_objects
+
+    freeze_startup_objects()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):

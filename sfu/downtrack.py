@@ -9,6 +9,7 @@ from typing import Protocol
 from sfu.drop_reason import DropReason
 from sfu.layer_selector import NO_LAYER, LayerSelector
 from sfu.publication import Publication, PublishedStream
+from sfu.retransmission import BufferedPacket
 from sfu.rewriter import RtpRewriter
 from sfu.rtcp import build_sender_report
 from sfu.rtp import RTP_HEADER, RtpPacketView
@@ -179,7 +180,12 @@ class DownTrack:
         return packet.payload if packet is not None else None
 
     def _write(
-        self, packet: RtpPacketView, payload: bytes, seq: int, timestamp: int, abs_send_time: int
+        self,
+        packet: RtpPacketView | BufferedPacket,
+        payload: bytes,
+        seq: int,
+        timestamp: int,
+        abs_send_time: int,
     ) -> bytes:
         second = (0x80 if packet.marker else 0) | self.payload_type
         word = self._abs_send_time_word

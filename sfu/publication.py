@@ -102,7 +102,7 @@ class PublishedStream:
         if self.base_ext_seq < 0:
             self.base_ext_seq = ext_seq
         packet.ext_seq = ext_seq
-        if self.buffer.get(ext_seq) is not None:
+        if self.buffer.contains(ext_seq):
             return False
         if self.is_video and vp8_is_keyframe(packet.payload):
             packet.is_keyframe = True

@@ -270,7 +270,7 @@ async def test_the_sfu_asks_the_publisher_again_for_lost_video_which_comes_back_
         stream_in = video_in.layers[0]
         assert stream_in is not None
         await wait_for(
-            lambda: any(p is not None and p.seq == lost_seq for p in stream_in.buffer._slots),
+            lambda: any(p.seq == lost_seq for p in stream_in.buffer.packets()),
             2,
             "the resent packet at the SFU",
         )

@@ -115,7 +115,7 @@ async def test_the_publisher_gets_transport_wide_feedback_and_rtx_repairs_a_laye
         camera = next(p for p in sfu_publisher.publications.values() if p.kind == "video")
         stream = camera.layers[2]
         await wait_for(lambda: stream.rtx_packets >= 1, 3, "the RTX retransmission")
-        assert any(p is not None and p.seq == dropped[0] for p in stream.buffer._slots)
+        assert any(p.seq == dropped[0] for p in stream.buffer.packets())
         assert video.corrupt_payloads == 0
 
 
