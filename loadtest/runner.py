@@ -8,6 +8,7 @@ and receive without decoding.
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import time
 from collections.abc import Callable
@@ -294,6 +295,10 @@ async def run_scenario(
                 progress.join_errors += 1
                 progress.errors.append(f"not everyone joined within {SETUP_TIMEOUT_S:.0f} s")
             await asyncio.sleep(settle_s)
+            # The participants' own process must not stall in the window: collect what earlier
+            # scenarios and the joins left, and keep what lives now out of later scans.
+            gc.collect()
+            gc.freeze()
             usage_before = await admin.server_usage()
             meter = WindowMeter(progress, server_cpu)
             peak_memory = usage_before[1] if usage_before else 0
@@ -319,6 +324,7 @@ async def run_scenario(
                 *(_leave(p, progress) for p in list(progress.participants)),
                 return_exceptions=True,
             )
+            gc.unfreeze()  # what this scenario made may be collected again
     sfu: dict[str, Any] | None = None
     if usage_before is not None and usage_after is not None:
         forwarded = usage_after[2] - usage_before[2]
