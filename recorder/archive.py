@@ -85,25 +85,39 @@ def recording_manifest(
     )
 
 
-def finalise_recording(
-    directory: Path, record: Mapping[str, Any], key: bytes | None = None
-) -> dict[str, Any]:
-    """The final manifest from what is on disk (the recorder may have died while writing)."""
+def previous_state(directory: Path) -> tuple[list[TrackInfo], list[dict[str, Any]]]:
+    """The tracks and participants of the manifest already on disk (from before a restart)."""
     path = directory / MANIFEST_NAME
-    previous: dict[str, Any] = {}
-    if path.exists():
-        try:
-            previous = read_manifest(path)
-        except (OSError, ValueError):
-            previous = {}
+    try:
+        previous = read_manifest(path) if path.exists() else {}
+    except (OSError, ValueError):
+        previous = {}
     tracks = []
     for value in previous.get("tracks") or []:
         try:
             tracks.append(track_from_dict(value))
         except (KeyError, TypeError, ValueError):
             continue
-    participants = list(previous.get("participants") or [])
+    participants = [
+        dict(p)
+        for p in previous.get("participants") or []
+        if isinstance(p, dict) and isinstance(p.get("id"), str)
+    ]
+    return tracks, participants
+
+
+def merge_tracks(earlier: Sequence[TrackInfo], current: Sequence[TrackInfo]) -> list[TrackInfo]:
+    """Tracks of earlier runs (segments before a restart) and of this one, each once."""
+    seen = set(current)
+    return [*(t for t in earlier if t not in seen), *current]
+
+
+def finalise_recording(
+    directory: Path, record: Mapping[str, Any], key: bytes | None = None
+) -> dict[str, Any]:
+    """The final manifest from what is on disk (the recorder may have died while writing)."""
     directory.mkdir(parents=True, exist_ok=True)
+    tracks, participants = previous_state(directory)
     if key is None:
         hex_key = os.environ.get("BALIE_RECORDING_KEY", "")
         key = bytes.fromhex(hex_key) if len(hex_key) == 64 else None
@@ -117,5 +131,5 @@ def finalise_recording(
         live=False,
         recorder_restarts=int(record.get("recorder_restarts") or 0),
     )
-    write_manifest(manifest, path)
+    write_manifest(manifest, directory / MANIFEST_NAME)
     return manifest

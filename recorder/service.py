@@ -27,6 +27,8 @@ from aiohttp import web
 from recorder.archive import (
     finalise_recording,
     iso_to_unix,
+    merge_tracks,
+    previous_state,
     recording_manifest,
     segment_files,
     track_from_dict,
@@ -59,25 +61,15 @@ class ActiveRecording(asyncio.DatagramProtocol):
             directory, key, recording_id=self.id, start_unix_s=started, fsync=True
         )
         self._tracks: dict[int, TrackInfo] = {}
-        self.participants: dict[str, dict[str, Any]] = {}
-        self._load_participants()
+        # What an earlier run of this recording (before a restart) saw stays in the manifest.
+        self._earlier_tracks, earlier_participants = previous_state(directory)
+        self.participants: dict[str, dict[str, Any]] = {p["id"]: p for p in earlier_participants}
         self._transport: asyncio.DatagramTransport | None = None
         self._sfu_address: tuple[Any, ...] | None = None
         self._task: asyncio.Task[None] | None = None
         self.bad_announcements = 0
         self.failed = False
         self._closed = False
-
-    def _load_participants(self) -> None:
-        """Who was seen before a restart (from the live manifest)."""
-        path = self.directory / MANIFEST_NAME
-        try:
-            previous = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return
-        for participant in previous.get("participants") or []:
-            if isinstance(participant, dict) and isinstance(participant.get("id"), str):
-                self.participants[participant["id"]] = dict(participant)
 
     async def open(self, port: int) -> None:
         loop = asyncio.get_running_loop()
@@ -183,7 +175,7 @@ class ActiveRecording(asyncio.DatagramProtocol):
             self.record,
             self.directory,
             self.key,
-            self.session.tracks or [track_from_dict(t) for t in self._previous_tracks()],
+            merge_tracks(self._earlier_tracks, self.session.tracks),
             list(self.participants.values()),
             self._segments(),
             live=live,
@@ -191,13 +183,6 @@ class ActiveRecording(asyncio.DatagramProtocol):
         )
         write_manifest(manifest, self.directory / MANIFEST_NAME)
         return manifest
-
-    def _previous_tracks(self) -> list[dict[str, Any]]:
-        try:
-            previous = json.loads((self.directory / MANIFEST_NAME).read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return []
-        return [t for t in previous.get("tracks") or [] if isinstance(t, dict)]
 
     async def close(self, record: dict[str, Any]) -> dict[str, Any]:
         """End the recording: flush, close the segment, write the final manifest."""

@@ -367,3 +367,38 @@ async def test_a_late_joiner_and_an_early_leaver_are_recorded_on_the_shared_time
     starts = sorted(float(s["start_time"]) for s in videos)
     assert starts[-1] >= 2.0, starts  # the late joiner starts where it joined: a gap, no shift
     assert float(probe["format"]["duration"]) >= 7.0
+
+
+def test_a_restarted_recorder_keeps_the_earlier_runs_tracks_and_people_in_the_manifest(tmp_path):
+    from recorder.archive import recording_manifest
+    from recorder.manifest import write_manifest
+    from recorder.service import ActiveRecording
+    from recorder.session import TrackInfo
+
+    record = {
+        "id": "rec_00000000000000bb",
+        "room": "r7",
+        "started_at": "2026-11-23T10:00:00Z",
+        "started_unix_s": 1_795_000_000.0,
+        "consent": {"given_by": "inwoner-1", "statement": "ja", "given_at": "x"},
+        "basis": "consent",
+        "port": 9,
+    }
+    left = TrackInfo(11, "video", "vp8", 90000, 96, "tolk", "guest", "camera")
+    earlier = recording_manifest(
+        record,
+        tmp_path,
+        None,
+        [left],
+        [{"id": "tolk", "role": "guest", "name": "Tolk"}],
+        [],
+        live=True,
+    )
+    write_manifest(earlier, tmp_path / "manifest.json")
+    # The interpreter left before the crash: the new run never hears of them.
+    recording = ActiveRecording(record, tmp_path, bytes(32))
+    stayed = TrackInfo(21, "audio", "opus", 48000, 111, "inwoner", "resident", "microphone")
+    recording.session.add_track(stayed)
+    manifest = recording.write_manifest()
+    assert {t["ssrc"] for t in manifest["tracks"]} == {11, 21}
+    assert {p["id"] for p in manifest["participants"]} == {"tolk"}
