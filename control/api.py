@@ -35,21 +35,28 @@ def require_api_key(handler: Handler) -> Handler:
 
     @functools.wraps(handler)
     async def wrapper(request: web.Request) -> web.StreamResponse:
-        expected = request.app[SETTINGS_KEY].api_key.encode("utf-8")
-        header = request.headers.get("Authorization", "")
-        scheme, _, given = header.partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(
-            given.strip().encode("utf-8"), expected
-        ):
-            raise ApiError(
-                401,
-                "unauthorized",
-                "a valid API key is required: Authorization: Bearer <key>",
-                headers={"WWW-Authenticate": 'Bearer realm="balie"'},
-            )
+        if not is_api_key(request, bearer_token(request)):
+            raise unauthorized("a valid API key is required: Authorization: Bearer <key>")
         return await handler(request)
 
     return wrapper
+
+
+def bearer_token(request: web.Request) -> str:
+    """The token of ``Authorization: Bearer <token>``; empty when there is none."""
+    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+    return given.strip() if scheme.lower() == "bearer" else ""
+
+
+def is_api_key(request: web.Request, token: str) -> bool:
+    expected = request.app[SETTINGS_KEY].api_key.encode("utf-8")
+    return bool(token) and hmac.compare_digest(token.encode("utf-8"), expected)
+
+
+def unauthorized(message: str) -> ApiError:
+    return ApiError(
+        401, "unauthorized", message, headers={"WWW-Authenticate": 'Bearer realm="balie"'}
+    )
 
 
 def _invalid(message: str) -> ApiError:

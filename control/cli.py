@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import gc
 import ipaddress
 import logging
 import os
@@ -17,6 +16,7 @@ from typing import TextIO
 
 from aiohttp import web
 
+from control.childprocess import freeze_startup_objects
 from control.config import (
     DEFAULT_HOST,
     DEFAULT_PORT,
@@ -389,16 +389,6 @@ async def run_server(
         loop = asyncio.get_running_loop()
         for sig in signals_installed:
             loop.remove_signal_handler(sig)
-
-
-def freeze_startup_objects() -> None:
-    """Keep what start-up made (modules, classes, functions) out of the garbage collector's scans.
-
-    A full collection scans every tracked object; the tens of thousands made at start-up live
-    for ever, and scanning them each time is pause (delay for every packet arriving meanwhile).
-    """
-    gc.collect()
-    gc.freeze()
 
 
 def _bound_port(runner: web.AppRunner, requested: int) -> int:

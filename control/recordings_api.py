@@ -7,11 +7,11 @@ and guests cannot start or stop recordings; they see that one runs.
 
 from __future__ import annotations
 
-import hmac
 from typing import Any
 
 from aiohttp import web
 
+from control.api import bearer_token, is_api_key, unauthorized
 from control.appkeys import RECORDINGS_KEY, SETTINGS_KEY, SFU_KEY, STORE_KEY
 from control.errors import ApiError, read_json_object
 from control.recordings import RECORDING_ID, RecordingError, Recordings
@@ -22,28 +22,15 @@ PREFIX = "/api/v1"
 
 def _caller(request: web.Request, room: str | None) -> str:
     """ "api" for the API key, "employee" for an employee's join token for `room`; else 401/403."""
-    header = request.headers.get("Authorization", "")
-    scheme, _, given = header.partition(" ")
-    given = given.strip()
-    if scheme.lower() != "bearer" or not given:
-        raise ApiError(
-            401,
-            "unauthorized",
-            "a valid API key or join token is required: Authorization: Bearer <key>",
-            headers={"WWW-Authenticate": 'Bearer realm="balie"'},
-        )
-    settings = request.app[SETTINGS_KEY]
-    if hmac.compare_digest(given.encode(), settings.api_key.encode()):
+    given = bearer_token(request)
+    if not given:
+        raise unauthorized("a valid API key or join token is required: Authorization: Bearer <key>")
+    if is_api_key(request, given):
         return "api"
     try:
-        claims = verify_join_token(settings.token_secret, given)
+        claims = verify_join_token(request.app[SETTINGS_KEY].token_secret, given)
     except TokenError:
-        raise ApiError(
-            401,
-            "unauthorized",
-            "the API key or join token is not valid",
-            headers={"WWW-Authenticate": 'Bearer realm="balie"'},
-        ) from None
+        raise unauthorized("the API key or join token is not valid") from None
     if claims.role != "employee" or (room is not None and claims.room != room):
         raise ApiError(403, "forbidden", "only the employee in this call may do this")
     return "employee"

@@ -10,17 +10,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import ctypes
 import dataclasses
 import hmac
 import ipaddress
 import os
-import signal
 import sys
 import time
 
 from aiohttp import web
 
+from control.childprocess import die_with_parent, serve_internal
 from control.metrics import resident_memory_bytes
 from control.signalling import (
     SignallingOptions,
@@ -34,18 +33,8 @@ from sfu.errors import SignallingError
 from sfu.service import Sfu
 
 SECRET_ENV = "BALIE_WORKER_SECRET"
-PR_SET_PDEATHSIG = 1
 SFU = web.AppKey("sfu", Sfu)
 SECRET = web.AppKey("secret", str)
-
-
-def _die_with_parent() -> None:
-    """Linux: stop this worker when the control process goes away, even by SIGKILL."""
-    try:
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-    except OSError:
-        pass
 
 
 def _authorised(request: web.Request) -> bool:
@@ -148,20 +137,7 @@ async def serve(args: argparse.Namespace, secret: str) -> None:
             max_participants_per_room=args.max_participants,
         )
     )
-    runner = web.AppRunner(build_app(sfu, secret), access_log=None, shutdown_timeout=5)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", args.port).start()
-    from control.cli import freeze_startup_objects
-
-    freeze_startup_objects()
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
-    try:
-        await stop.wait()
-    finally:
-        await runner.cleanup()
+    await serve_internal(build_app(sfu, secret), args.port, shutdown_timeout_s=5)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -176,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     if len(secret) < 32:
         print("balie-worker: no secret from the control plane", file=sys.stderr)
         return 2
-    _die_with_parent()
+    die_with_parent()
     try:
         import uvloop
 

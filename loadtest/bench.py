@@ -23,12 +23,10 @@ import argparse
 import asyncio
 import json
 import platform
-import signal
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,6 +34,7 @@ from typing import Any
 from control.workers import free_port
 from loadtest.janus import JANUS_ADDRESS, add_janus_address, run_janus_scenario, running_janus
 from loadtest.media import MediaLibrary, load_media
+from loadtest.processes import stop_process, wait_until_answering
 from loadtest.relay_baseline import WARM_UP_S, run_relay
 from loadtest.runner import (
     LoadtestOptions,
@@ -60,24 +59,8 @@ def _start_balie(data_dir: Path, port: int) -> subprocess.Popen[bytes]:
     command = [sys.executable, "-m", "control.cli", "serve", "--port", str(port), "--workers", "1"]
     command += ["--rtc-ip", "127.0.0.1", "--data-dir", str(data_dir), "--max-participants", "128"]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1):
-                return process
-        except OSError:
-            time.sleep(0.2)
-    process.kill()
-    raise RuntimeError("balie serve did not start")
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(timeout=10)
+    wait_until_answering(process, f"http://127.0.0.1:{port}/healthz", 30, "balie serve")
+    return process
 
 
 def run_balie(
@@ -108,7 +91,7 @@ def run_balie(
             )
         )
     finally:
-        _stop(server)
+        stop_process(server, 15)
     result["server"] = "balie"
     return result
 

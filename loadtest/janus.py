@@ -34,7 +34,6 @@ import secrets
 import subprocess
 import tempfile
 import time
-import urllib.request
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,6 +42,7 @@ from typing import TYPE_CHECKING, Any
 import aiohttp
 
 from loadtest.participant import SyntheticParticipant
+from loadtest.processes import stop_process, wait_until_answering
 from loadtest.runner import (
     JOIN_TIMEOUT_S,
     JOINS_AT_ONCE,
@@ -246,31 +246,18 @@ def running_janus(
             _wait_for_info(server)
             yield server
         finally:
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=10)
+            stop_process(process)
             log.close()
 
 
 def _wait_for_info(server: JanusServer) -> None:
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if server.process.poll() is not None:
-            raise RuntimeError(
-                f"janus exited with {server.process.returncode}:\n{server.log_tail()}"
-            )
-        try:
-            with urllib.request.urlopen(f"{server.url}/info", timeout=1) as response:
-                if VIDEOROOM.encode() in response.read():
-                    return
-        except OSError:
-            pass
-        time.sleep(0.2)
-    raise RuntimeError(
-        f"janus did not answer /info within {START_TIMEOUT_S} s:\n{server.log_tail()}"
+    wait_until_answering(
+        server.process,
+        f"{server.url}/info",
+        START_TIMEOUT_S,
+        "janus",
+        expect=VIDEOROOM.encode(),
+        detail=server.log_tail,
     )
 
 

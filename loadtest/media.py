@@ -42,7 +42,6 @@ import hashlib
 import logging
 import os
 import struct
-import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -53,6 +52,8 @@ from typing import Any
 import av
 import av.filter
 from av.video.frame import PictureType
+
+from control.files import write_atomic
 
 __all__ = [
     "AUDIO_FRAME_MS",
@@ -447,16 +448,6 @@ def _read_cache(
 def _write_cache(
     path: Path, kind: int, width: int, height: int, rate: int, frames: Sequence[EncodedFrame]
 ) -> None:
-    """Write atomically: a temporary file in the same directory, then a rename over ``path``."""
+    """Write atomically (see control/files.py)."""
     blob = _serialise(kind, width, height, rate, frames)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.fchmod(handle, 0o644)  # mkstemp makes it private; the cache may be shared
-        with os.fdopen(handle, "wb") as file:
-            file.write(blob)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    write_atomic(path, blob, mode=0o644)  # the cache may be shared: not private

@@ -18,13 +18,12 @@ import argparse
 import asyncio
 import subprocess
 import sys
-import time
-import urllib.request
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
 
 from loadtest.participant import ReceivedStream, SyntheticParticipant
+from loadtest.processes import stop_process, wait_until_answering
 from loadtest.runner import (
     JOIN_TIMEOUT_S,
     STOP_TIMEOUT_S,
@@ -196,26 +195,9 @@ def start_server(port: int, rtc_ip: str) -> subprocess.Popen[bytes]:
     process = subprocess.Popen(
         [*command, "--rtc-ip", rtc_ip], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
-    deadline = time.monotonic() + START_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"the relay server exited with {process.returncode}")
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1):
-                return process
-        except OSError:
-            time.sleep(0.2)
-    process.kill()
-    raise RuntimeError("the relay server did not start")
-
-
-def stop_server(process: subprocess.Popen[bytes]) -> None:
-    process.terminate()
-    try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(timeout=10)
+    url = f"http://127.0.0.1:{port}/healthz"
+    wait_until_answering(process, url, START_TIMEOUT_S, "the relay server")
+    return process
 
 
 async def measure_relay(
@@ -276,7 +258,7 @@ async def run_relay(
                 )
             )
         finally:
-            await asyncio.to_thread(stop_server, process)
+            await asyncio.to_thread(stop_process, process)
     return points
 
 

@@ -31,12 +31,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from control.files import write_json_atomic
 from recorder.segment_crypto import key_id as _key_id
 from recorder.session import TrackInfo
 from recorder.writer import SegmentSummary
@@ -148,25 +148,7 @@ def build_manifest(
 
 def write_manifest(manifest: Mapping[str, Any], path: str | os.PathLike[str]) -> None:
     """Write atomically: temporary file, fsync, rename over `path`, fsync the directory."""
-    target = Path(path)
-    blob = (json.dumps(manifest, indent=2, sort_keys=False, ensure_ascii=False) + "\n").encode()
-    handle, temporary = tempfile.mkstemp(
-        prefix=f".{target.name}.", suffix=".tmp", dir=target.parent
-    )
-    try:
-        with os.fdopen(handle, "wb") as file:
-            file.write(blob)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, target)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    directory = os.open(target.parent, os.O_RDONLY)
-    try:
-        os.fsync(directory)
-    finally:
-        os.close(directory)
+    write_json_atomic(path, manifest)
 
 
 def read_manifest(path: str | os.PathLike[str]) -> dict[str, Any]:

@@ -11,12 +11,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import ctypes
 import hmac
 import json
 import logging
 import os
-import signal
 import sys
 import time
 from pathlib import Path
@@ -24,6 +22,7 @@ from typing import Any, cast
 
 from aiohttp import web
 
+from control.childprocess import die_with_parent, serve_internal
 from recorder.archive import (
     finalise_recording,
     iso_to_unix,
@@ -311,25 +310,7 @@ def build_app(recorder: Recorder, secret: str) -> web.Application:
 
 
 async def serve(port: int, key: bytes, secret: str) -> None:
-    runner = web.AppRunner(build_app(Recorder(key), secret), access_log=None)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
-    try:
-        await stop.wait()
-    finally:
-        await runner.cleanup()
-
-
-def _die_with_parent() -> None:
-    try:
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except OSError:
-        pass
+    await serve_internal(build_app(Recorder(key), secret), port)
 
 
 def run(port: int, data_dir: Path) -> int:
@@ -351,7 +332,7 @@ def run(port: int, data_dir: Path) -> int:
     if len(key) != 32:
         print("balie recorder: the recording key must be 64 hex digits", file=sys.stderr)
         return 2
-    _die_with_parent()
+    die_with_parent()
     asyncio.run(serve(port, key, secret))
     return 0
 

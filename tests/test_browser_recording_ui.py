@@ -6,7 +6,6 @@ Real headless Chromium against a real server (control plane + SFU) on loopback.
 from __future__ import annotations
 
 import asyncio
-import json
 import shutil
 import socket
 import subprocess
@@ -20,6 +19,7 @@ from axe_playwright_python.async_playwright import Axe
 
 from recorder.manifest import verify_hashes
 from tests.browser import chromium, eventually
+from tests.media_files import decode_errors, ffprobe
 from tests.servers import running_server
 
 pytestmark = [pytest.mark.browser, pytest.mark.media]
@@ -32,26 +32,6 @@ BANNER_EN = "This call is being recorded"
 STOPPED_NL = "De opname is gestopt."
 WCAG_21_AA = {"runOnly": {"type": "tag", "values": ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]}}
 RECORD_S = 10.0
-
-
-def ffprobe(path: Path) -> dict:
-    out = subprocess.run(
-        ["ffprobe", "-v", "error", "-show_streams", "-show_format", "-of", "json", str(path)],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return json.loads(out.stdout)
-
-
-def decode_errors(path: Path) -> str:
-    out = subprocess.run(
-        ["ffmpeg", "-v", "error", "-i", str(path), "-f", "null", "-"],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    return out.stderr.strip()
 
 
 async def videos_playing(page, count: int) -> bool:

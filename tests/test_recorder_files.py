@@ -5,10 +5,8 @@ ffprobe and ffmpeg judge the files: the tracks, the duration, and a decode that 
 
 from __future__ import annotations
 
-import json
 import random
 import shutil
-import subprocess
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -34,6 +32,7 @@ from recorder.synthetic import (
     synthetic_call,
 )
 from sfu.rtcp import PictureLossIndication, parse_rtcp
+from tests.media_files import decode_errors, ffprobe
 
 pytestmark = pytest.mark.skipif(
     not (shutil.which("ffprobe") and shutil.which("ffmpeg")), reason="needs ffmpeg and ffprobe"
@@ -85,26 +84,6 @@ def record(
     return session
 
 
-def ffprobe(path: Path) -> dict:
-    out = subprocess.run(
-        ["ffprobe", "-v", "error", "-of", "json", "-show_streams", "-show_format", str(path)],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return json.loads(out.stdout)
-
-
-def decode_errors(path: Path) -> str:
-    """What `ffmpeg -v error` says while decoding every stream (empty when all is well)."""
-    out = subprocess.run(
-        ["ffmpeg", "-nostdin", "-v", "error", "-i", str(path), "-map", "0", "-f", "null", "-"],
-        capture_output=True,
-        text=True,
-    )
-    return out.stderr + ("" if out.returncode == 0 else f"exit {out.returncode}")
-
-
 @pytest.fixture(scope="module")
 def recording(library, tmp_path_factory) -> tuple[Path, RecordingSession]:
     directory = tmp_path_factory.mktemp("recording")
@@ -120,7 +99,7 @@ def test_two_participants_export_to_one_playable_file_with_all_tracks(recording,
     codecs = sorted(stream["codec_name"] for stream in info["streams"])
     assert codecs == ["opus", "opus", "vp8", "vp8"]
     assert abs(float(info["format"]["duration"]) - 3.0) <= 0.5
-    assert decode_errors(out) == ""
+    assert decode_errors(out, all_streams=True) == ""
     sizes = {
         stream["tags"].get("participant_id", stream["tags"].get("PARTICIPANT_ID")): (
             stream["width"],
@@ -159,7 +138,7 @@ def test_a_segment_cut_at_any_record_boundary_is_a_playable_matroska_file(record
     for count in (1, 2, len(chunks) // 2, len(chunks) - 1):
         cut = tmp_path / f"cut-{count}.mkv"
         cut.write_bytes(b"".join(chunks[:count]))
-        assert decode_errors(cut) == "", count
+        assert decode_errors(cut, all_streams=True) == "", count
 
 
 def test_a_segment_cut_at_arbitrary_bytes_like_a_kill_still_exports_and_decodes(
@@ -175,7 +154,7 @@ def test_a_segment_cut_at_arbitrary_bytes_like_a_kill_still_exports_and_decodes(
         out = killed / "export.mkv"
         report = export_recording(killed, KEY, out)
         assert not report.segments[0].closed_cleanly
-        assert decode_errors(out) == "", size
+        assert decode_errors(out, all_streams=True) == "", size
         assert 0.5 < report.duration_s < 3.1
 
 
@@ -272,7 +251,7 @@ def test_a_track_added_after_the_header_starts_a_new_segment_and_the_export_join
     assert by_key["tolk-1", "audio"].first_s == pytest.approx(1.51, abs=0.01)
     # The first participant's audio continues across the two segments without a hole.
     assert by_key["medewerker-1", "audio"].packets == 150
-    assert decode_errors(out) == ""
+    assert decode_errors(out, all_streams=True) == ""
     assert len(ffprobe(out)["streams"]) == 4
 
 
@@ -304,7 +283,7 @@ def test_a_recorder_killed_mid_segment_continues_in_a_new_segment_on_the_same_ti
     out = tmp_path / "export.mkv"
     report = export_recording(tmp_path, KEY, out)
     assert [s.closed_cleanly for s in report.segments] == [False, True]
-    assert decode_errors(out) == ""
+    assert decode_errors(out, all_streams=True) == ""
     audio = next(t for t in report.tracks if t.kind == "audio")
     video = next(t for t in report.tracks if t.kind == "video")
     assert audio.end_s == pytest.approx(4.01, abs=0.03)
@@ -312,7 +291,9 @@ def test_a_recorder_killed_mid_segment_continues_in_a_new_segment_on_the_same_ti
     assert abs(report.duration_s - 4.0) <= 0.5
 
 
-def test_a_layer_switch_and_a_lost_packet_are_recorded_without_decode_errors(library, tmp_path):
+def test_a_layer_switch_and_a_lost_packet_are_recorded_without_decode_errors(
+    library, tmp_path, all_streams=True
+):
     session = RecordingSession(tmp_path, KEY, recording_id="rec-1", start_unix_s=START)
     video_track = tracks_of(PEOPLE[0])[0]
     session.add_track(video_track)
@@ -344,7 +325,7 @@ def test_a_layer_switch_and_a_lost_packet_are_recorded_without_decode_errors(lib
     assert writer_stats.sizes == [(320, 180), (640, 360), (320, 180)]
     out = tmp_path / "export.webm"
     export_recording(tmp_path, KEY, out)
-    assert decode_errors(out) == ""
+    assert decode_errors(out, all_streams=True) == ""
 
 
 def test_exporting_an_empty_directory_says_there_is_nothing(tmp_path):

@@ -12,7 +12,6 @@ import os
 import signal
 import subprocess
 import sys
-from pathlib import Path
 
 import aiohttp
 import pytest
@@ -23,32 +22,13 @@ from loadtest.media import load_media
 from loadtest.participant import SyntheticParticipant
 from recorder.export import export_recording
 from recorder.manifest import verify_hashes
+from tests.media_files import decode_errors, ffprobe
 from tests.servers import running_server
 from tests.test_sfu_call import wait_for
 
 pytestmark = pytest.mark.media
 
 CONSENT = {"consent": {"given_by": "inwoner-1", "statement": "Ik vind opnemen goed."}}
-
-
-def ffprobe(path: Path) -> dict:
-    out = subprocess.run(
-        ["ffprobe", "-v", "error", "-show_streams", "-show_format", "-of", "json", str(path)],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return json.loads(out.stdout)
-
-
-def decode_errors(path: Path) -> str:
-    out = subprocess.run(
-        ["ffmpeg", "-v", "error", "-i", str(path), "-f", "null", "-"],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    return out.stderr.strip()
 
 
 async def api(session, method, url, token, body=None):
