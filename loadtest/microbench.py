@@ -1,7 +1,8 @@
 """Micro-benchmark of the forwarding path: CPU per forwarded packet, without sockets or SRTP.
 
-It drives the real `Participant._on_rtp` of a publisher whose video is subscribed by N down tracks
-whose transport only counts. `python -m loadtest.microbench` prints µs per forwarded packet.
+It drives the real packet path of a publisher whose video is subscribed by N down tracks whose sink
+only counts: `Ingress.on_rtp` → `PublishedStream.deliver` → `DownTrack.forward` → the sink.
+`python -m loadtest.microbench` prints µs per forwarded packet.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from sfu.participant import Participant
 from sfu.publication import Publication
 from sfu.rtp import build_rtp
 from sfu.sdp import DEFAULT_VP8
+from sfu.speaker import ActiveSpeakerDetector
 
 
 class CountingSink:
@@ -29,6 +31,9 @@ class CountingSink:
 
 
 class NoRoom:
+    def __init__(self) -> None:
+        self.speaker = ActiveSpeakerDetector()
+
     def spawn(self, coroutine: Any) -> None:  # pragma: no cover - not reached
         coroutine.close()
 
@@ -59,26 +64,28 @@ async def measure(subscribers: int, packets: int, rounds: int) -> dict[str, floa
     publication = Publication(
         publisher, "video", "video", "1", DEFAULT_VP8.payload_type, 90000, 500
     )
-    publisher.publications["1"] = publication
     ssrc = 0x1234
-    publisher._streams[ssrc] = publication.add_stream(ssrc)
+    publisher.ingress.add_publication(publication, [ssrc])
     sinks = []
+    participants = [publisher]
     for index in range(subscribers):
         subscriber = Participant(NoRoom(), f"s{index}", "s", "resident", _no_send, config)  # type: ignore[arg-type]
-        subscriber._answered = True
+        participants.append(subscriber)
+        subscriber.negotiation.answer_sent()  # as if its page had offered nothing
         downtrack = subscriber.subscribe(publication)
         sink = CountingSink()
-        downtrack.transport = sink
+        downtrack.sink = sink
         downtrack.active = True
         sinks.append(sink)
     data = vp8_packets(packets * rounds, ssrc)
-    on_rtp = publisher._on_rtp
+    on_rtp = publisher.ingress.on_rtp
     start = time.process_time()
     for packet in data:
         on_rtp(packet, 0)
     cpu = time.process_time() - start
     forwarded = sum(sink.packets for sink in sinks)
-    await publisher.transport.close()
+    for participant in participants:
+        await participant.transport.close()
     return {
         "subscribers": subscribers,
         "packets_in": len(data),

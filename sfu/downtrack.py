@@ -1,4 +1,8 @@
-"""The forwarding of one publication to one subscriber: layer selection plus RTP rewriting."""
+"""The forwarding of one publication to one subscriber: layer selection plus RTP rewriting.
+
+`forward` is pure (the packet as this subscriber gets it, or None with the drop counted); the
+published stream's fan-out hands the result to the down track's own `sink`.
+"""
 
 from __future__ import annotations
 
@@ -24,7 +28,7 @@ RTP_HEADER_WITH_ABS_SEND_TIME = struct.Struct("!BBHIIHHI")
 
 
 class RtpSink(Protocol):
-    """Where a down track's packets go: the subscriber's media transport."""
+    """Where a down track's packets go: the subscriber's media transport, or the recording tap."""
 
     def send_rtp(self, data: bytes) -> bool: ...
 
@@ -59,8 +63,8 @@ class DownTrack:
         "retransmissions",
         "rewriter",
         "selector",
+        "sink",
         "ssrc",
-        "transport",
         "wanted_layer",
     )
 
@@ -70,7 +74,7 @@ class DownTrack:
         mid: str,
         ssrc: int,
         payload_type: int,
-        transport: RtpSink,
+        sink: RtpSink,
         initial_seq: int,
         initial_timestamp: int,
         abs_send_time_id: int | None = None,
@@ -79,7 +83,7 @@ class DownTrack:
         self.mid = mid
         self.ssrc = ssrc
         self.payload_type = payload_type
-        self.transport = transport
+        self.sink = sink
         self.rewriter = RtpRewriter(publication.clock_rate, initial_seq, initial_timestamp)
         is_video = publication.kind == "video"
         top = publication.layer_count - 1

@@ -1,4 +1,8 @@
-"""A published track and the RTP streams (simulcast layers, by rid) that carry it."""
+"""A published track and the RTP streams (simulcast layers, by rid) that carry it.
+
+A `PublishedStream` takes in each packet of its layer and fans it out to the publication's down
+tracks, each of which sends through its own sink: the packet never goes back to the participant.
+"""
 
 from __future__ import annotations
 
@@ -44,6 +48,7 @@ class PublishedStream:
         "buffer",
         "bytes_received",
         "clock_rate",
+        "downtracks",
         "frame_size",
         "generation",
         "is_video",
@@ -71,6 +76,8 @@ class PublishedStream:
         self.rtx_ssrc: int | None = None
         self.clock_rate = publication.clock_rate
         self.is_video = publication.kind == "video"
+        # The publication's list itself (never replaced), so fan-out needs no lookup through it.
+        self.downtracks = publication.downtracks
         self.unwrapper = SequenceUnwrapper()
         self.buffer = RetransmissionBuffer(1024 if self.is_video else 128)
         self.nack = NackGenerator()
@@ -122,6 +129,18 @@ class PublishedStream:
                 self._jitter += (delta - self._jitter) / 16.0
         self._last_transit = transit
         return True
+
+    def deliver(self, packet: RtpPacketView, now_ms: int, abs_send_time: int) -> None:
+        """Take in one packet and send it to every down track of the publication (hot path)."""
+        restarts = self.restarts
+        if not self.receive(packet, now_ms):
+            return
+        if self.restarts != restarts:
+            self.publication.request_keyframe(now_ms, self.layer)
+        for downtrack in self.downtracks:
+            out = downtrack.forward(self, packet, now_ms, abs_send_time)
+            if out is not None:
+                downtrack.sink.send_rtp(out)
 
     def restart(self) -> None:
         self.generation += 1
@@ -223,6 +242,15 @@ class Publication:
             return self.rids.index(rid)
         except ValueError:
             return -1
+
+    def add_downtrack(self, downtrack: DownTrack) -> None:
+        """Start fanning this publication's packets out to a down track."""
+        if downtrack not in self.downtracks:
+            self.downtracks.append(downtrack)
+
+    def remove_downtrack(self, downtrack: DownTrack) -> None:
+        if downtrack in self.downtracks:
+            self.downtracks.remove(downtrack)
 
     def add_stream(self, ssrc: int, layer: int = 0, rid: str = "") -> PublishedStream:
         stream = PublishedStream(self, ssrc, layer, rid)

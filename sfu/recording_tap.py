@@ -19,8 +19,8 @@ import logging
 import secrets
 from typing import TYPE_CHECKING, Any
 
+from sfu.clock import now_ms
 from sfu.downtrack import DownTrack
-from sfu.participant import now_ms
 from sfu.rtcp import FullIntraRequest, PictureLossIndication, RtcpError, build_bye, parse_rtcp
 
 if TYPE_CHECKING:
@@ -107,14 +107,14 @@ class RecordingTap(asyncio.DatagramProtocol):
             mid=f"rec-{len(self.downtracks)}",
             ssrc=ssrc,
             payload_type=publication.payload_type,
-            transport=self,
+            sink=self,
             initial_seq=secrets.randbits(16),
             initial_timestamp=secrets.randbits(32),
         )
         downtrack.active = True
         self.downtracks[ssrc] = downtrack
         self._participants[ssrc] = participant
-        publication.downtracks.append(downtrack)
+        publication.add_downtrack(downtrack)
         publication.request_keyframe(now_ms(), downtrack.target_layer)
         self._announce()
 
@@ -130,8 +130,7 @@ class RecordingTap(asyncio.DatagramProtocol):
         downtrack = self.downtracks.pop(ssrc)
         self._participants.pop(ssrc, None)
         downtrack.active = False
-        if downtrack in downtrack.publication.downtracks:
-            downtrack.publication.downtracks.remove(downtrack)
+        downtrack.publication.remove_downtrack(downtrack)
 
     # -- sending -----------------------------------------------------------------------------
 

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any
 
+from sfu.clock import now_ms
 from sfu.config import SfuConfig
 from sfu.errors import SignallingError
 from sfu.metrics import MediaCounters, add_downtrack, participant_counters
-from sfu.participant import Participant, SendMessage, now_ms
+from sfu.participant import Participant, SendMessage
 from sfu.recording_tap import RecordingTap
 from sfu.speaker import ActiveSpeakerDetector
 
@@ -26,7 +27,7 @@ class Room:
         self,
         room_id: str,
         config: SfuConfig,
-        on_empty: Any,
+        on_empty: Callable[[Room], None],
         finished: MediaCounters | None = None,
     ) -> None:
         self.id = room_id

@@ -4,25 +4,7 @@ from sfu.layer_selector import LayerSelector
 from sfu.publication import Publication
 from sfu.rtp import parse_rtp
 from tests.packets import view, vp8_payload
-
-
-class FakePublisher:
-    """Records keyframe requests instead of sending RTCP."""
-
-    def __init__(self) -> None:
-        self.plis: list[int] = []
-
-    def send_pli(self, ssrc: int) -> None:
-        self.plis.append(ssrc)
-
-
-class Sink:
-    def __init__(self) -> None:
-        self.sent: list[bytes] = []
-
-    def send_rtp(self, data: bytes) -> bool:
-        self.sent.append(data)
-        return True
+from tests.sfu_fakes import FakePublisher, Sink
 
 
 def make(kind: str = "video"):

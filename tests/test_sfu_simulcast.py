@@ -9,24 +9,9 @@ from sfu.rtp import parse_rtp
 from sfu.speaker import ActiveSpeakerDetector
 from sfu.vp8 import Vp8Munger, vp8_keyframe_size
 from tests.packets import view, vp8_payload
+from tests.sfu_fakes import FakePublisher, Sink
 
 SIZES = [(320, 180), (640, 360), (1280, 720)]
-
-
-class FakePublisher:
-    id = "pub"
-    cname = "cname"
-
-    def __init__(self) -> None:
-        self.plis: list[int] = []
-
-    def send_pli(self, ssrc: int) -> None:
-        self.plis.append(ssrc)
-
-
-class Sink:
-    def send_rtp(self, data: bytes) -> bool:
-        return True
 
 
 def simulcast():
