@@ -1,174 +1,293 @@
-"""Admin API under /api/v1. Every route except the OpenAPI document needs the API key."""
+"""Admin API under /api/v1: rooms, join tokens and the OpenAPI document.
+
+Every route is declared with `control.apispec` (docs/architecture.md, "Adding an API route"):
+its models validate the request and are the document's schemas.
+"""
 
 from __future__ import annotations
 
-import functools
-import hmac
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Annotated, Any, Literal
 
 from aiohttp import web
+from pydantic import AfterValidator, Field
 
+from control.apispec import (
+    API_KEY,
+    API_ROUTES_KEY,
+    PUBLIC,
+    JsonInt,
+    NotFound,
+    ParametersModel,
+    RawResponse,
+    RequestModel,
+    ResponseModel,
+    RouteTable,
+    openapi_document,
+)
 from control.appkeys import RECORDINGS_KEY, SETTINGS_KEY, SFU_KEY, STORE_KEY
-from control.errors import ApiError, read_json_object
-from control.openapi import openapi_document
-from control.rooms import Room, RoomExistsError, validate_case_type
+from control.errors import ApiError
+from control.rooms import CASE_TYPE, RoomExistsError
+from control.rooms import Room as StoredRoom
 from control.tokens import (
     DEFAULT_TTL_SECONDS,
-    is_valid_room_id,
+    MAX_IDENTITY_LENGTH,
+    MAX_NAME_LENGTH,
+    MAX_TTL_SECONDS,
+    MIN_TTL_SECONDS,
+    ROOM_ID_RE,
+    Role,
+    clean_name,
     issue_join_token,
-    validate_identity,
-    validate_name,
-    validate_role,
-    validate_room_id,
-    validate_ttl,
 )
 
 PREFIX = "/api/v1"
 
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+API_INFO: dict[str, Any] = {
+    "title": "Digitale Balie API",
+    "version": "1.0.0",
+    "description": (
+        "Create rooms and join links for the Digitale Balie video counter, record calls, watch "
+        "the server. Send the API key as `Authorization: Bearer <API key>` where an operation "
+        'needs it. Errors are returned as `{"error": {"code": ..., "message": ...}}`.'
+    ),
+    "license": {"name": "EUPL-1.2", "identifier": "EUPL-1.2"},
+}
+
+routes = RouteTable(tag="rooms")
 
 
-def require_api_key(handler: Handler) -> Handler:
-    """Reject requests without ``Authorization: Bearer <api key>`` with 401 ``unauthorized``."""
-
-    @functools.wraps(handler)
-    async def wrapper(request: web.Request) -> web.StreamResponse:
-        if not is_api_key(request, bearer_token(request)):
-            raise unauthorized("a valid API key is required: Authorization: Bearer <key>")
-        return await handler(request)
-
-    return wrapper
+def _clean_name(value: str) -> str:
+    cleaned = clean_name(value)
+    if not 1 <= len(cleaned) <= MAX_NAME_LENGTH:
+        raise ValueError(f"must be 1 to {MAX_NAME_LENGTH} characters")
+    return cleaned
 
 
-def bearer_token(request: web.Request) -> str:
-    """The token of ``Authorization: Bearer <token>``; empty when there is none."""
-    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
-    return given.strip() if scheme.lower() == "bearer" else ""
+def _printable(value: str) -> str:
+    if not value.isprintable():
+        raise ValueError(f"must be 1 to {MAX_IDENTITY_LENGTH} printable characters")
+    return value
 
 
-def is_api_key(request: web.Request, token: str) -> bool:
-    expected = request.app[SETTINGS_KEY].api_key.encode("utf-8")
-    return bool(token) and hmac.compare_digest(token.encode("utf-8"), expected)
+RoomId = Annotated[
+    str,
+    Field(
+        pattern=f"^{ROOM_ID_RE.pattern}$",
+        description="1 to 64 letters, digits, '-' or '_', starting with a letter or digit.",
+        examples=["balie-1"],
+    ),
+]
+# Something visible must be left once control and text-direction characters and surrounding
+# white space are gone (what `_clean_name` checks; told to clients as a JSON Schema pattern).
+VISIBLE_CHARACTER = r"[^\s\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]"
+DisplayName = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=MAX_NAME_LENGTH,
+        description="Control and text-direction characters are removed; something must be left.",
+        examples=["Burgerzaken"],
+        json_schema_extra={"pattern": VISIBLE_CHARACTER},
+    ),
+    AfterValidator(_clean_name),
+]
+CaseType = Annotated[
+    str,
+    Field(
+        pattern=CASE_TYPE.pattern,
+        description=(
+            "What the conversation is about; some case types are recorded by law (no consent "
+            "needed)."
+        ),
+        examples=["paspoort"],
+    ),
+]
+Timestamp = Annotated[
+    str, Field(description="ISO 8601, UTC.", json_schema_extra={"format": "date-time"})
+]
 
 
-def unauthorized(message: str) -> ApiError:
-    return ApiError(
-        401, "unauthorized", message, headers={"WWW-Authenticate": 'Bearer realm="balie"'}
+class RoomPath(ParametersModel):
+    room: Annotated[RoomId, NotFound("room_not_found", "no room with this id")]
+
+
+class CreateRoomRequest(RequestModel):
+    """A room to create; every field is optional."""
+
+    id: RoomId | None = Field(default=None, description="Generated when absent.")
+    name: DisplayName | None = Field(default=None, description="Display name of the room.")
+    case_type: CaseType | None = None
+
+
+class CreateTokenRequest(RequestModel):
+    """One person's join token."""
+
+    identity: Annotated[str, AfterValidator(_printable)] = Field(
+        min_length=1,
+        max_length=MAX_IDENTITY_LENGTH,
+        description=(
+            "Who this is, for your own records; never shown to other participants. A new join "
+            "with the same identity replaces the old one. Printable characters only (no control, "
+            "format or line separator characters)."
+        ),
+        examples=["inwoner-1"],
+    )
+    name: DisplayName = Field(description="Name shown to the other participants.")
+    role: Role = Field(examples=["resident"])
+    ttl: JsonInt = Field(
+        default=DEFAULT_TTL_SECONDS,
+        ge=MIN_TTL_SECONDS,
+        le=MAX_TTL_SECONDS,
+        description="How long the token is valid, in seconds.",
+        examples=[900],
     )
 
 
-def _invalid(message: str) -> ApiError:
-    return ApiError(400, "invalid_request", message)
+class Room(ResponseModel):
+    """The room."""
+
+    id: str
+    name: str | None
+    created_at: Timestamp | None = Field(
+        description="ISO 8601, UTC; null for a room never created."
+    )
+    case_type: str | None
 
 
-def _check_fields(body: dict[str, Any], allowed: set[str]) -> None:
-    unknown = sorted(set(body) - allowed)
-    if unknown:
-        raise _invalid(f"unknown field: {unknown[0]}")
+class Track(ResponseModel):
+    id: str
+    kind: Literal["audio", "video"]
+    muted: bool
 
 
-def _room_json(room: Room) -> dict[str, Any]:
-    return {
-        "id": room.id,
-        "name": room.display_name,
-        "created_at": room.created_at,
-        "case_type": room.case_type,
-    }
+class Participant(ResponseModel):
+    id: str = Field(description="Opaque per-session id (never the identity).")
+    name: str
+    role: Role
+    tracks: list[Track]
+
+
+class ActiveRecording(ResponseModel):
+    id: str
+    started_at: Timestamp
+
+
+class RoomWithParticipants(Room):
+    """The room, who is in it now and its recording, if one runs."""
+
+    participants: list[Participant]
+    recording: ActiveRecording | None
+
+
+class JoinToken(ResponseModel):
+    """The token and join link."""
+
+    token: str = Field(description="HS256 JWT.")
+    join_url: str = Field(
+        description="`<base url>/call#token=<token>`: the token is in the fragment, so browsers "
+        "never send it to a server.",
+        json_schema_extra={"format": "uri"},
+    )
+    expires_at: Timestamp
+
+
+def _room(room: StoredRoom) -> Room:
+    return Room(
+        id=room.id, name=room.display_name, created_at=room.created_at, case_type=room.case_type
+    )
 
 
 def _iso_utc(timestamp: int) -> str:
     return datetime.fromtimestamp(timestamp, UTC).isoformat().replace("+00:00", "Z")
 
 
-@require_api_key
-async def create_room(request: web.Request) -> web.StreamResponse:
-    body = await read_json_object(request)
-    _check_fields(body, {"id", "name", "case_type"})
-    room_id = body.get("id")
-    name = body.get("name")
-    case_type = body.get("case_type")
+@routes.post(
+    f"{PREFIX}/rooms",
+    status=201,
+    security=API_KEY,
+    summary="Create a room",
+    returns="The room was created.",
+    errors={409: "A room with this id already exists (`room_exists`)."},
+)
+async def create_room(request: web.Request, body: CreateRoomRequest) -> Room:
     try:
-        if room_id is not None:
-            validate_room_id(room_id, "id")
-        if name is not None:
-            name = validate_name(name, "name")
-        if case_type is not None:
-            case_type = validate_case_type(case_type)
-    except ValueError as exc:
-        raise _invalid(str(exc)) from None
-    try:
-        room = await request.app[STORE_KEY].create(room_id, name, case_type)
+        room = await request.app[STORE_KEY].create(body.id, body.name, body.case_type)
     except RoomExistsError:
-        raise ApiError(409, "room_exists", f"room {room_id!r} already exists") from None
-    return web.json_response(_room_json(room), status=201)
+        raise ApiError(409, "room_exists", f"room {body.id!r} already exists") from None
+    return _room(room)
 
 
-def _room_param(request: web.Request) -> str:
-    room_id = request.match_info["room"]
-    if not is_valid_room_id(room_id):
-        raise ApiError(404, "room_not_found", "no room with this id")
-    return room_id
-
-
-@require_api_key
-async def create_token(request: web.Request) -> web.StreamResponse:
-    room_id = _room_param(request)
-    body = await read_json_object(request)
-    _check_fields(body, {"identity", "name", "role", "ttl"})
-    for field in ("identity", "name", "role"):
-        if field not in body:
-            raise _invalid(f"{field} is required")
-    try:
-        identity = validate_identity(body["identity"], "identity")
-        name = validate_name(body["name"], "name")
-        role = validate_role(body["role"], "role")
-        ttl = validate_ttl(body.get("ttl", DEFAULT_TTL_SECONDS), "ttl")
-    except ValueError as exc:
-        raise _invalid(str(exc)) from None
-    if await request.app[STORE_KEY].get(room_id) is None:
-        raise ApiError(404, "room_not_found", f"room {room_id!r} does not exist; create it first")
+@routes.post(
+    f"{PREFIX}/rooms/{{room}}/tokens",
+    status=201,
+    security=API_KEY,
+    operation_id="createJoinToken",
+    summary="Create a join token and link for one person",
+    description="The room must have been created with `POST /api/v1/rooms`.",
+    errors={404: "No such room (`room_not_found`)."},
+)
+async def create_token(request: web.Request, path: RoomPath, body: CreateTokenRequest) -> JoinToken:
+    if await request.app[STORE_KEY].get(path.room) is None:
+        raise ApiError(404, "room_not_found", f"room {path.room!r} does not exist; create it first")
     settings = request.app[SETTINGS_KEY]
     now = int(datetime.now(UTC).timestamp())
-    token = issue_join_token(settings.token_secret, room_id, identity, name, role, ttl, now=now)
-    return web.json_response(
-        {
-            "token": token,
-            # The token goes in the fragment: browsers never send it to a server or put it in logs.
-            "join_url": f"{settings.base_url}/call#token={token}",
-            "expires_at": _iso_utc(now + ttl),
-        },
-        status=201,
+    token = issue_join_token(
+        settings.token_secret, path.room, body.identity, body.name, body.role, body.ttl, now=now
+    )
+    return JoinToken(
+        token=token,
+        # The token goes in the fragment: browsers never send it to a server or put it in logs.
+        join_url=f"{settings.base_url}/call#token={token}",
+        expires_at=_iso_utc(now + body.ttl),
     )
 
 
-@require_api_key
-async def get_room(request: web.Request) -> web.StreamResponse:
-    room_id = _room_param(request)
-    room = await request.app[STORE_KEY].get(room_id)
-    snapshot = request.app[SFU_KEY].room_snapshot(room_id)
+@routes.get(
+    f"{PREFIX}/rooms/{{room}}",
+    security=API_KEY,
+    summary="A room and the participants currently in it",
+    description=(
+        "Rooms that were never created through the API but that someone joined with a valid "
+        "token are returned with `name` and `created_at` null."
+    ),
+    errors={404: "No such room (`room_not_found`)."},
+)
+async def get_room(request: web.Request, path: RoomPath) -> RoomWithParticipants:
+    room = await request.app[STORE_KEY].get(path.room)
+    snapshot = request.app[SFU_KEY].room_snapshot(path.room)
     if room is None and snapshot is None:
-        raise ApiError(404, "room_not_found", f"room {room_id!r} does not exist")
-    participants: list[Any] = list(snapshot.get("participants", [])) if snapshot else []
-    result: dict[str, Any] = (
-        _room_json(room)
+        raise ApiError(404, "room_not_found", f"room {path.room!r} does not exist")
+    base = (
+        _room(room)
         if room is not None
-        else {"id": room_id, "name": None, "created_at": None, "case_type": None}
+        else Room(id=path.room, name=None, created_at=None, case_type=None)
     )
-    result["participants"] = participants
+    participants = snapshot.get("participants", []) if snapshot else []
     recordings = request.app.get(RECORDINGS_KEY)
-    active = recordings.active(room_id) if recordings is not None else None
-    result["recording"] = {"id": active.id, "started_at": active.started_at} if active else None
-    return web.json_response(result)
+    active = recordings.active(path.room) if recordings is not None else None
+    return RoomWithParticipants(
+        **base.model_dump(),
+        participants=[Participant.model_validate(p) for p in participants],
+        recording=ActiveRecording(id=active.id, started_at=active.started_at) if active else None,
+    )
 
 
+@routes.get(
+    f"{PREFIX}/openapi.json",
+    security=PUBLIC,
+    operation_id="getOpenApi",
+    summary="This document",
+    returns="OpenAPI 3.1 document.",
+    raw=RawResponse("application/json", {"type": "object"}),
+)
 async def get_openapi(request: web.Request) -> web.StreamResponse:
-    return web.json_response(openapi_document())
+    registry = request.app[API_ROUTES_KEY]
+    document = registry.cache.get("openapi")
+    if document is None:
+        document = registry.cache["openapi"] = openapi_document(registry.routes, API_INFO)
+    return web.json_response(document)
 
 
 def add_routes(app: web.Application) -> None:
-    app.router.add_post(f"{PREFIX}/rooms", create_room)
-    app.router.add_get(f"{PREFIX}/rooms/{{room}}", get_room)
-    app.router.add_post(f"{PREFIX}/rooms/{{room}}/tokens", create_token)
-    app.router.add_get(f"{PREFIX}/openapi.json", get_openapi)
+    routes.add_to(app)

@@ -20,7 +20,7 @@ from prometheus_client import CollectorRegistry, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from prometheus_client.metrics_core import CounterMetricFamily, GaugeMetricFamily, Metric
 
-from control.api import require_api_key
+from control.apispec import API_KEY, RawResponse, RouteTable
 from control.sfu_types import SfuLike
 
 DEFAULT_WORKER = "0"
@@ -265,7 +265,17 @@ async def _metrics_context(app: web.Application) -> AsyncIterator[None]:
         await metrics.stop()
 
 
-@require_api_key
+routes = RouteTable(tag="operations")
+
+
+@routes.get(
+    "/metrics",
+    security=API_KEY,
+    operation_id="getMetrics",
+    summary="Prometheus metrics of the SFU, its workers and the event loop",
+    returns="Prometheus text exposition format.",
+    raw=RawResponse("text/plain", {"type": "string"}),
+)
 async def metrics_handler(request: web.Request) -> web.StreamResponse:
     body = request.app[METRICS_KEY].exposition()
     return web.Response(
@@ -278,6 +288,6 @@ def setup_metrics(app: web.Application, sfu: SfuLike, *, worker: str = DEFAULT_W
     """Add ``GET /metrics`` and the event-loop probe (runs from startup until cleanup)."""
     metrics = Metrics(sfu, worker=worker)
     app[METRICS_KEY] = metrics
-    app.router.add_get("/metrics", metrics_handler)
+    routes.add_to(app)
     app.cleanup_ctx.append(_metrics_context)
     return metrics
