@@ -68,7 +68,7 @@ test: install-test system-deps lint typecheck
 BENCH_DURATION ?= 15
 bench: install-bench system-deps
 	$(PY) -m loadtest.microbench --markdown .bench-micro.md
-	$(PY) -m recorder.bench --seconds 10 --markdown .bench-recorder.md
+	$(PY) -m loadtest.recorder_bench --seconds 10 --markdown .bench-recorder.md
 	$(PY) -c 'from loadtest.media import load_media; from loadtest.runner import default_media_cache; load_media(default_media_cache())'
 	$(NETNS) sh -c 'ip link set lo up && $(PY) -m loadtest.bench --duration $(BENCH_DURATION) --json .bench-load.json'
 	$(PY) -m loadtest.benchreport --micro .bench-micro.md --load .bench-load.json --out BENCHMARKS.md --chart bench/cpu-vs-load.png --recorder .bench-recorder.md

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Literal
 
 from aiohttp import web
 
 from control import api, recordings_api
+from control.apispec import PUBLIC, ResponseModel, RouteTable
 from control.appkeys import RECORDINGS_KEY, SETTINGS_KEY, SFU_KEY, STORE_KEY, WEB_DIR_KEY
 from control.config import Settings
 from control.errors import error_middleware
@@ -17,6 +19,7 @@ from control.recordings import Recordings, RecordingStore
 from control.rooms import RoomRegistry, RoomStore
 from control.sfu_types import SfuLike
 from control.signalling import SIGNALLING_OPTIONS_KEY, SignallingOptions, rtc_handler
+from control.theme import THEME_CSS_URL, apply_theme
 
 log = logging.getLogger(__name__)
 
@@ -72,11 +75,35 @@ async def call_page(request: web.Request) -> web.StreamResponse:
     path = request.app[WEB_DIR_KEY] / "call.html"
     if not path.is_file():
         raise web.HTTPNotFound()
-    return web.FileResponse(path, headers={"Cache-Control": "no-cache"})
+    # With `--theme-css` the page links the municipality's stylesheet and carries its class.
+    html = apply_theme(path.read_text(encoding="utf-8"), request.app[SETTINGS_KEY].theme)
+    return web.Response(
+        text=html, content_type="text/html", charset="utf-8", headers={"Cache-Control": "no-cache"}
+    )
 
 
-async def healthz(request: web.Request) -> web.StreamResponse:
-    return web.json_response({"status": "ok"})
+async def theme_css(request: web.Request) -> web.StreamResponse:
+    """The municipality's design tokens stylesheet (`balie serve --theme-css FILE`)."""
+    theme = request.app[SETTINGS_KEY].theme
+    if theme is None or not theme.css_file.is_file():
+        raise web.HTTPNotFound()
+    return web.FileResponse(
+        theme.css_file, headers={"Cache-Control": "no-cache", "Content-Type": "text/css"}
+    )
+
+
+operations = RouteTable(tag="operations")
+
+
+class Health(ResponseModel):
+    """The server is up."""
+
+    status: Literal["ok"]
+
+
+@operations.get("/healthz", security=PUBLIC, summary="Health check for load balancers")
+async def healthz(request: web.Request) -> Health:
+    return Health(status="ok")
 
 
 RECORDER_KEY = web.AppKey("recorder_process", RecorderProcess)
@@ -139,7 +166,8 @@ def create_app(
 
     app.router.add_get("/", index)
     app.router.add_get("/call", call_page)
-    app.router.add_get("/healthz", healthz)
+    app.router.add_get(THEME_CSS_URL, theme_css)
+    operations.add_to(app)
     app.router.add_get("/rtc", rtc_handler)
     api.add_routes(app)
     recordings_api.add_routes(app)

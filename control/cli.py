@@ -16,7 +16,9 @@ from typing import TextIO
 
 from aiohttp import web
 
-from control.childprocess import freeze_startup_objects
+from common.childprocess import freeze_startup_objects
+from common.commands import CommandError, add_commands, discover, run_function
+from control import recording_cli
 from control.config import (
     DEFAULT_HOST,
     DEFAULT_PORT,
@@ -27,6 +29,7 @@ from control.config import (
     Settings,
     default_base_url,
     default_data_dir,
+    load_recording_key,
     load_token_secret,
     normalise_base_url,
     url_host,
@@ -48,8 +51,7 @@ log = logging.getLogger(__name__)
 DEFAULT_TOKEN_BASE_URL = default_base_url(DEFAULT_HOST, DEFAULT_PORT)
 
 
-class CliError(Exception):
-    """Bad input; printed on stderr, exit code 2."""
+CliError = CommandError  # bad input: printed on stderr, exit code 2
 
 
 def _port(value: str) -> int:
@@ -139,10 +141,24 @@ def build_parser() -> argparse.ArgumentParser:
         help="case type whose calls may be recorded without consent because the law requires "
         "it (repeatable; default: BALIE_MANDATORY_RECORDING_CASE_TYPES, comma-separated)",
     )
+    serve.add_argument(
+        "--theme-css",
+        type=Path,
+        default=None,
+        metavar="FILE",
+        help="the municipality's design tokens stylesheet (NL Design System), loaded by the "
+        "pages after the default Voorbeeld theme (docs/design-system.md)",
+    )
+    serve.add_argument(
+        "--theme-class",
+        default=None,
+        metavar="NAME",
+        help="the theme class of --theme-css, put on <html> (default: the stylesheet's first "
+        "class selector)",
+    )
 
-    from loadtest.cli import add_parser as add_loadtest_parser
-
-    add_loadtest_parser(commands)
+    # Subcommands of other parts (`balie loadtest`) come from the `balie.commands` entry points.
+    add_commands(commands, discover())
 
     recorder = commands.add_parser(
         "recorder", help="run the recorder process (balie serve starts it by itself)"
@@ -152,25 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--data-dir", type=Path, default=None, help="data directory (BALIE_DATA_DIR or ./data)"
     )
 
-    recording = commands.add_parser("recording", help="work with stored recordings")
-    recording_commands = recording.add_subparsers(
-        dest="recording_command", required=True, metavar="ACTION"
-    )
-    export = recording_commands.add_parser(
-        "export", help="decrypt a recording into one playable Matroska file"
-    )
-    export.add_argument("recording_id", metavar="ID", help="recording id (rec_...)")
-    export.add_argument("--out", type=Path, required=True, help="file to write (.mkv)")
-    export.add_argument(
-        "--data-dir", type=Path, default=None, help="data directory (BALIE_DATA_DIR or ./data)"
-    )
-    verify = recording_commands.add_parser(
-        "verify", help="check a recording's files against the SHA-256 hashes in its manifest"
-    )
-    verify.add_argument("recording_id", metavar="ID", help="recording id (rec_...)")
-    verify.add_argument(
-        "--data-dir", type=Path, default=None, help="data directory (BALIE_DATA_DIR or ./data)"
-    )
+    add_commands(commands, {"recording": recording_cli})
 
     token = commands.add_parser("token", help="print a join link")
     token.add_argument("--room", required=True, help="room id")
@@ -205,19 +203,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        if args.command == "loadtest":
-            from loadtest.cli import run as run_loadtest
-
-            return run_loadtest(args)
+        run_command = run_function(args)
+        if run_command is not None:
+            return run_command(args)
         if args.command == "token":
             return _token_command(args)
         if args.command == "recorder":
+            from recorder.service import key_from_environment
             from recorder.service import run as run_recorder
 
-            data_dir = args.data_dir if args.data_dir is not None else default_data_dir()
-            return run_recorder(args.port, data_dir)
-        if args.command == "recording":
-            return _recording_command(args)
+            data_dir: Path = args.data_dir if args.data_dir is not None else default_data_dir()
+            return run_recorder(
+                args.port, lambda: key_from_environment() or load_recording_key(data_dir.resolve())
+            )
         return _serve_command(args)
     except CliError as exc:
         print(f"balie: {exc}", file=sys.stderr)
@@ -245,42 +243,6 @@ def _token_command(args: argparse.Namespace) -> int:
     return 0
 
 
-def _recording_command(args: argparse.Namespace) -> int:
-    from control.config import load_recording_key
-    from control.recordings import RecordingStore
-
-    data_dir: Path = (args.data_dir if args.data_dir is not None else default_data_dir()).resolve()
-    store = RecordingStore(data_dir)
-    try:
-        directory = store.directory(args.recording_id)
-    except ValueError:
-        raise CliError(f"not a recording id: {args.recording_id!r}") from None
-    if not (directory / "recording.json").is_file():
-        raise CliError(f"no recording {args.recording_id} in {data_dir}")
-    if args.recording_command == "verify":
-        from recorder.manifest import verify_hashes
-
-        manifest = store.manifest(args.recording_id)
-        if manifest is None:
-            raise CliError("the recording has no manifest yet")
-        problems = verify_hashes(manifest, directory)
-        for problem in problems:
-            print(f"MISMATCH {problem}")
-        if problems:
-            return 1
-        print(f"{args.recording_id}: every file matches its SHA-256 in the manifest")
-        return 0
-    from recorder.export import export_recording
-
-    try:
-        key = bytes.fromhex(load_recording_key(data_dir))
-        summary = export_recording(directory, key, args.out)
-    except (ValueError, OSError) as exc:
-        raise CliError(str(exc)) from None
-    print(f"Wrote {args.out}: {summary}")
-    return 0
-
-
 def _serve_command(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     from sfu.config import SfuConfig
@@ -291,6 +253,8 @@ def _serve_command(args: argparse.Namespace) -> int:
         SfuConfig.default_allowed_networks(rtc_ips)
     )
     try:
+        if args.theme_class is not None and args.theme_css is None:
+            raise ValueError("--theme-class needs --theme-css")
         settings = Settings.load(
             host=args.host,
             port=args.port,
@@ -301,6 +265,8 @@ def _serve_command(args: argparse.Namespace) -> int:
             mandatory_recording_case_types=(
                 frozenset(args.mandatory_recording) if args.mandatory_recording else None
             ),
+            theme_css=args.theme_css,
+            theme_class=args.theme_class,
         )
         sfu_config = SfuConfig(
             rtc_ips=rtc_ips,

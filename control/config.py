@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from control.theme import Theme, load_theme
+
 log = logging.getLogger(__name__)
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -187,6 +189,8 @@ class Settings:
     recording_key: str = field(default="", repr=False)
     # Case types the law makes recording mandatory for: no consent needed to start.
     mandatory_recording_case_types: frozenset[str] = frozenset()
+    # The municipality's own design tokens on the pages (`--theme-css`); None: the default theme.
+    theme: Theme | None = None
 
     @classmethod
     def load(
@@ -200,6 +204,8 @@ class Settings:
         base_url: str | None = None,
         env: Mapping[str, str] | None = None,
         mandatory_recording_case_types: frozenset[str] | None = None,
+        theme_css: Path | None = None,
+        theme_class: str | None = None,
     ) -> Settings:
         """Build settings, reading (or creating) the secrets in the data directory."""
         env = os.environ if env is None else env
@@ -224,4 +230,5 @@ class Settings:
                 if mandatory_recording_case_types is not None
                 else parse_case_types(env.get(ENV_MANDATORY_RECORDING, ""))
             ),
+            theme=load_theme(theme_css, theme_class) if theme_css is not None else None,
         )

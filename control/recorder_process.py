@@ -21,8 +21,8 @@ from typing import Any
 
 import aiohttp
 
+from common.ports import free_port
 from control.recordings import RecordingRecord
-from control.workers import free_port
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +72,6 @@ class RecorderProcess:
         self._ready.clear()
         self.port = free_port()
         command = [sys.executable, "-m", "recorder.service", "--port", str(self.port)]
-        command += ["--data-dir", str(self.data_dir)]
         env = dict(os.environ)
         env[SECRET_ENV] = self._secret
         env[KEY_ENV] = self._key_hex

@@ -19,7 +19,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from control.files import write_json_atomic
+from common.files import write_json_atomic
+from common.ports import free_udp_port
 from control.rooms import utc_now_iso
 from control.sfu_types import SfuLike
 
@@ -126,14 +127,6 @@ class RecorderLike(Protocol):
 
     @property
     def restarts(self) -> int: ...
-
-
-def free_udp_port() -> int:
-    import socket
-
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def check_consent(value: object, given_at: str) -> dict[str, Any]:

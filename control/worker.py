@@ -19,7 +19,7 @@ import time
 
 from aiohttp import web
 
-from control.childprocess import die_with_parent, serve_internal
+from common.childprocess import die_with_parent, serve_internal
 from control.metrics import resident_memory_bytes
 from control.signalling import (
     SignallingOptions,

@@ -15,7 +15,6 @@ import json
 import logging
 import os
 import secrets
-import socket
 import sys
 import time
 from dataclasses import dataclass, field
@@ -23,6 +22,7 @@ from typing import Any
 
 import aiohttp
 
+from common.ports import free_port
 from control.placement import Placement
 from control.sfu_types import Message, Send
 from control.worker import SECRET_ENV
@@ -36,13 +36,6 @@ CLOSE_SERVICE_RESTART = 1012
 POLL_INTERVAL_S = 1.0
 START_TIMEOUT_S = 20.0
 RESTART_DELAY_S = 0.5
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that is free right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from control.workers import free_port
+from common.ports import free_port
 from loadtest.janus import JANUS_ADDRESS, add_janus_address, run_janus_scenario, running_janus
 from loadtest.media import MediaLibrary, load_media
 from loadtest.processes import stop_process, wait_until_answering

@@ -344,7 +344,7 @@ Command: `python -m loadtest.microbench --markdown FILE`. CPU time of the benchm
 (`time.process_time`), best of five runs, so other load on the machine matters less.
 
 One publisher's VP8 video (1200-byte packets) forwarded to N down tracks through the real
-`Participant._on_rtp` → `PublishedStream.receive` → `DownTrack.forward`, without sockets or SRTP
+`Ingress.on_rtp` → `PublishedStream.deliver` → `DownTrack.forward` → sink, without sockets or SRTP
 (those cost the same for every design and are measured by the load tests).
 
 {micro}
@@ -408,7 +408,7 @@ def main() -> None:
     parser.add_argument("--load", type=Path, required=True, help="JSON from loadtest.bench")
     parser.add_argument("--out", type=Path, required=True)
     parser.add_argument("--chart", type=Path, required=True, help="PNG, next to --out in bench/")
-    parser.add_argument("--recorder", type=Path, default=None, help="from recorder.bench")
+    parser.add_argument("--recorder", type=Path, default=None, help="from loadtest.recorder_bench")
     args = parser.parse_args()
     data = json.loads(args.load.read_text(encoding="utf-8"))
     write_chart(data, args.chart)

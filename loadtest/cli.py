@@ -1,4 +1,8 @@
-"""`balie loadtest fanout|calls|churn`: load a running server and report what participants saw."""
+"""`balie loadtest fanout|calls|churn`: load a running server and report what participants saw.
+
+A `balie` subcommand through the `balie.commands` entry point (common/commands.py): this module
+is the command (`add_parser`, `run`), so the control plane never imports the load generator.
+"""
 
 from __future__ import annotations
 
@@ -13,11 +17,12 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
+from common.commands import Subparsers
 from loadtest.runner import LoadtestOptions, Progress, default_media_cache, run_scenario
 from loadtest.stats import percentile
 
 
-def add_parser(commands: Any) -> None:
+def add_parser(commands: Subparsers[argparse.ArgumentParser]) -> argparse.ArgumentParser:
     loadtest = commands.add_parser("loadtest", help="load a running server with synthetic calls")
     scenarios = loadtest.add_subparsers(dest="scenario", required=True, metavar="SCENARIO")
     fanout = scenarios.add_parser("fanout", help="one publisher, N subscribers")
@@ -43,6 +48,7 @@ def add_parser(commands: Any) -> None:
             "--host-address", default="127.0.0.1", help="address the participants send from"
         )
         scenario.add_argument("--media-cache", type=Path, default=None)
+    return loadtest
 
 
 def _api_key(args: argparse.Namespace) -> str:

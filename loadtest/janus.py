@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING, Any
 
 import aiohttp
 
+from common.ports import free_port
 from loadtest.participant import SyntheticParticipant
 from loadtest.processes import stop_process, wait_until_answering
 from loadtest.runner import (
@@ -217,14 +218,6 @@ class JanusServer:
         return "\n".join(text.splitlines()[-lines:])
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @contextlib.contextmanager
 def running_janus(
     ice_address: str = JANUS_ADDRESS, event_loops: int = EVENT_LOOPS
@@ -232,7 +225,7 @@ def running_janus(
     """Janus in a subprocess until the block ends; waits until GET /janus/info answers."""
     with tempfile.TemporaryDirectory(prefix="balie-janus-") as tmp:
         directory = Path(tmp)
-        port = _free_port()
+        port = free_port()
         config = write_janus_config(directory, port, ice_address, event_loops)
         log = (directory / "janus.log").open("wb")
         process = subprocess.Popen(

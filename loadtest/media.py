@@ -53,7 +53,7 @@ import av
 import av.filter
 from av.video.frame import PictureType
 
-from control.files import write_atomic
+from common.files import write_atomic
 
 __all__ = [
     "AUDIO_FRAME_MS",
@@ -448,6 +448,6 @@ def _read_cache(
 def _write_cache(
     path: Path, kind: int, width: int, height: int, rate: int, frames: Sequence[EncodedFrame]
 ) -> None:
-    """Write atomically (see control/files.py)."""
+    """Write atomically (see common/files.py)."""
     blob = _serialise(kind, width, height, rate, frames)
     write_atomic(path, blob, mode=0o644)  # the cache may be shared: not private

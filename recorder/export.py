@@ -25,10 +25,11 @@ import av
 from av.container import InputContainer, OutputContainer
 
 from recorder.depacketizer import vp8_frame_size
+from recorder.encrypted_reader import EncryptedReader, PlaintextFile, open_encrypted
 from recorder.manifest import MANIFEST_NAME, read_manifest
-from recorder.segment_crypto import EncryptedReader, PlaintextFile, open_encrypted, read_header
+from recorder.matroska import MS, add_opus_stream, opus_head
+from recorder.segment_crypto import read_header
 from recorder.session import SEGMENT_PATTERN
-from recorder.writer import MS, add_opus_stream, opus_head
 
 __all__ = [
     "ExportError",

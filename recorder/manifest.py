@@ -36,7 +36,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from control.files import write_json_atomic
+from common.files import write_json_atomic
 from recorder.segment_crypto import key_id as _key_id
 from recorder.session import TrackInfo
 from recorder.writer import SegmentSummary

@@ -17,12 +17,13 @@ import logging
 import os
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, cast
 
 from aiohttp import web
 
-from control.childprocess import die_with_parent, serve_internal
+from common.childprocess import die_with_parent, serve_internal
 from recorder.archive import (
     finalise_recording,
     iso_to_unix,
@@ -313,18 +314,23 @@ async def serve(port: int, key: bytes, secret: str) -> None:
     await serve_internal(build_app(Recorder(key), secret), port)
 
 
-def run(port: int, data_dir: Path) -> int:
-    """`balie recorder`: the secret and (optionally) the key come from the environment."""
+def key_from_environment() -> str:
+    """The recording key (64 hex digits) as the control plane passes it, in BALIE_RECORDING_KEY."""
+    return os.environ.get(KEY_ENV, "").strip()
+
+
+def run(port: int, recording_key: Callable[[], str] = key_from_environment) -> int:
+    """Run the recorder: the control plane's secret comes from the environment.
+
+    `recording_key` gives the key as 64 hex digits; it is asked only once the secret is there.
+    `balie recorder` (control/cli.py) passes one that falls back to the data directory's key.
+    """
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
     secret = os.environ.pop(SECRET_ENV, "")
     if len(secret) < 32:
         print(f"balie recorder: {SECRET_ENV} must hold the control plane's secret", file=sys.stderr)
         return 2
-    hex_key = os.environ.get(KEY_ENV, "").strip()
-    if not hex_key:
-        from control.config import load_recording_key
-
-        hex_key = load_recording_key(data_dir.resolve())
+    hex_key = recording_key()
     try:
         key = bytes.fromhex(hex_key)
     except ValueError:
@@ -338,11 +344,11 @@ def run(port: int, data_dir: Path) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """`python -m recorder.service --port N`, as the control plane starts it (key in the env)."""
     parser = argparse.ArgumentParser(prog="balie-recorder")
     parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--data-dir", type=Path, default=Path("data"))
     args = parser.parse_args(argv)
-    return run(args.port, args.data_dir)
+    return run(args.port)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,8 @@
 import os
-import socket
 
 import pytest
+
+from common.ports import free_port
 
 
 def _only_loopback() -> bool:
@@ -32,6 +33,4 @@ def pytest_collection_modifyitems(config, items):
 
 @pytest.fixture
 def unused_tcp_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    return free_port()

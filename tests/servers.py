@@ -11,10 +11,11 @@ from typing import Any
 
 from aiohttp import web
 
+from common.ports import free_port
 from control.app import create_app
 from control.config import Settings
 from control.tokens import issue_join_token
-from control.workers import RemoteSfu, free_port
+from control.workers import RemoteSfu
 from sfu.config import LOOPBACK_NETWORKS, SfuConfig
 from sfu.service import Sfu
 

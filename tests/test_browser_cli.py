@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from common.ports import free_port
 from tests.browser import INBOUND_STATS, chromium, eventually
-from tests.servers import free_port
 
 pytestmark = [pytest.mark.browser, pytest.mark.media]
 

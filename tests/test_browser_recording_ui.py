@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -17,6 +16,7 @@ import aiohttp
 import pytest
 from axe_playwright_python.async_playwright import Axe
 
+from common.ports import free_udp_port
 from recorder.manifest import verify_hashes
 from tests.browser import chromium, eventually
 from tests.media_files import decode_errors, ffprobe
@@ -47,13 +47,6 @@ PEOPLE = {
     "resident": ("Fatima de Vries", "resident"),
     "guest": ("Tolk Ahmed", "guest"),
 }
-
-
-def free_udp_port() -> int:
-    """A UDP port on 127.0.0.1 for the recording tap; nobody needs to listen on it."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 async def join(browser, server, identity: str, lang: str | None = None):

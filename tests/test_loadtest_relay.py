@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from control.workers import free_port
+from common.ports import free_port
 from loadtest.media import load_media
 from loadtest.relay_baseline import run_relay
 

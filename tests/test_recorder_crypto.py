@@ -10,15 +10,15 @@ from pathlib import Path
 
 import pytest
 
+from recorder.encrypted_reader import open_encrypted
+from recorder.encrypted_writer import EncryptedWriter
 from recorder.segment_crypto import (
-    EncryptedWriter,
     SegmentFormatError,
     SegmentKeyError,
     SegmentTamperedError,
     generate_key_file,
     key_id,
     load_key,
-    open_encrypted,
     read_header,
 )
 

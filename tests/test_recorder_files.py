@@ -13,6 +13,15 @@ from pathlib import Path
 import pytest
 
 from loadtest.media import MediaLibrary, load_media, vp8_payloads
+from loadtest.recorder_feed import (
+    OPUS_PT,
+    VP8_PT,
+    Datagram,
+    RtpPacketizer,
+    SyntheticParticipant,
+    synthetic_call,
+)
+from recorder.encrypted_reader import open_encrypted
 from recorder.export import ExportError, export_recording
 from recorder.manifest import (
     MANIFEST_NAME,
@@ -21,16 +30,8 @@ from recorder.manifest import (
     verify_hashes,
     write_manifest,
 )
-from recorder.segment_crypto import SegmentTamperedError, open_encrypted
+from recorder.segment_crypto import SegmentTamperedError
 from recorder.session import RecordingSession, TrackInfo, segment_path
-from recorder.synthetic import (
-    OPUS_PT,
-    VP8_PT,
-    Datagram,
-    RtpPacketizer,
-    SyntheticParticipant,
-    synthetic_call,
-)
 from sfu.rtcp import PictureLossIndication, parse_rtcp
 from tests.media_files import decode_errors, ffprobe
 

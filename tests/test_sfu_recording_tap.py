@@ -5,10 +5,10 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
-import socket
 
 import pytest
 
+from common.ports import free_udp_port
 from loadtest.participant import SyntheticParticipant
 from sfu.recording_tap import recorded_layer
 from sfu.rtcp import SenderReport, build_pli, parse_rtcp
@@ -163,10 +163,7 @@ async def test_a_recording_without_a_listening_recorder_does_not_disturb_the_cal
             await bob.join()
             await asyncio.wait_for(bob.connected.wait(), 10)
             # Nobody listens on this port: the kernel answers "port unreachable".
-            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-                probe.bind(("127.0.0.1", 0))
-                port = probe.getsockname()[1]
-            await server.sfu.set_recording("norec", "r2", port)
+            await server.sfu.set_recording("norec", "r2", free_udp_port())
             await asyncio.sleep(1.5)
             await wait_for(lambda: streams_from(bob, alice, "video"), 5, "video")
             video = streams_from(bob, alice, "video")[0]

@@ -1,4 +1,5 @@
-"""What the control plane's child processes (SFU workers, the recorder) have in common."""
+"""Start-up of child processes (SFU workers, the recorder): dying with the parent, freezing
+start-up objects, serving an internal API on 127.0.0.1."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """`make bench`: the recorder's CPU per recorded stream, and what decoding would cost instead.
 
 Real pre-encoded VP8 (the top simulcast layer, 1280x720, 25 fps, about 1.5 Mbit/s) and Opus
-are packetized as the SFU sends them (recorder/synthetic.py) and fed through `RecordingSession`:
+are packetized as the SFU sends them (loadtest/recorder_feed.py) and fed through `RecordingSession`:
 depacketizing, the shared timeline, Matroska muxing with PyAV and AES-GCM encryption, to files on
 disk, exactly as the recorder process does, without its UDP socket. The CPU time of this
 process (best of three) is divided by the recorded streams and the seconds of media. For scale,
@@ -19,8 +19,8 @@ from pathlib import Path
 import av
 
 from loadtest.media import MediaLibrary, load_media
+from loadtest.recorder_feed import OPUS_PT, VP8_PT, SyntheticParticipant, synthetic_call
 from recorder.session import RecordingSession, TrackInfo
-from recorder.synthetic import OPUS_PT, VP8_PT, SyntheticParticipant, synthetic_call
 
 KEY = bytes(range(32))
 START = 1_700_000_000.0
@@ -92,7 +92,7 @@ def main() -> None:
     lines = [
         "## Recorder",
         "",
-        f"Command: `python -m recorder.bench --seconds {args.seconds:g} --markdown FILE`",
+        f"Command: `python -m loadtest.recorder_bench --seconds {args.seconds:g} --markdown FILE`",
         "",
         "Recording real VP8 (1280x720, 25 fps, top simulcast layer) and Opus as the SFU sends",
         "them: depacketizing, the shared timeline, Matroska muxing with PyAV and AES-GCM",
