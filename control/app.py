@@ -111,7 +111,7 @@ RECORDER_KEY = web.AppKey("recorder_process", RecorderProcess)
 
 async def _start_recordings(app: web.Application) -> None:
     settings = app[SETTINGS_KEY]
-    recorder = RecorderProcess(settings.data_dir, settings.recording_key)
+    recorder = RecorderProcess(settings.recording_key)
     recordings = Recordings(
         RecordingStore(settings.data_dir),
         recorder,

@@ -39,11 +39,9 @@ class RecorderUnavailable(Exception):
 class RecorderProcess:
     def __init__(
         self,
-        data_dir: Path,
         key_hex: str,
         on_restart: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
-        self.data_dir = data_dir
         self._key_hex = key_hex
         self._secret = secrets.token_hex(32)
         self.on_restart = on_restart
